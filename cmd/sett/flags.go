@@ -1,0 +1,233 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/sett-dev/sett/server"
+)
+
+// options are the parsed command line: the member's config plus what only
+// the binary needs.
+type options struct {
+	cfg        server.Config
+	logLevel   string
+	configFile string
+	version    bool
+	// ignored lists etcd flags that were set but mean nothing to sett.
+	ignored []string
+}
+
+// etcdOnlyFlags are etcd flags sett accepts and ignores (with a warning),
+// so that an etcd command line starts sett. The value says whether the
+// flag is boolean.
+var etcdOnlyFlags = map[string]bool{
+	"auth-token": false, "auth-token-ttl": false, "auto-compaction-mode": false,
+	"auto-compaction-retention": false, "backend-batch-interval": false, "backend-batch-limit": false,
+	"backend-bbolt-freelist-type": false, "bcrypt-cost": false, "bootstrap-defrag-threshold-megabytes": false,
+	"compact-hash-check-time": false, "compaction-batch-limit": false, "compaction-sleep-interval": false,
+	"corrupt-check-time": false, "cors": false, "discovery": false, "discovery-cacert": false, "discovery-cert": false,
+	"discovery-dial-timeout": false, "discovery-fallback": false, "discovery-insecure-skip-tls-verify": true,
+	"discovery-insecure-transport": true, "discovery-keepalive-time": false, "discovery-keepalive-timeout": false,
+	"discovery-key": false, "discovery-password": false, "discovery-proxy": false, "discovery-request-timeout": false,
+	"discovery-srv": false, "discovery-srv-name": false, "discovery-token": false, "discovery-user": false,
+	"distributed-tracing-address": false, "distributed-tracing-instance-id": false,
+	"distributed-tracing-sampling-rate": false, "distributed-tracing-service-name": false,
+	"downgrade-check-time": false, "election-timeout": false, "enable-distributed-tracing": true,
+	"enable-grpc-gateway": true, "enable-log-rotation": true, "enable-pprof": true,
+	"experimental-bootstrap-defrag-threshold-megabytes": false, "experimental-compact-hash-check-enabled": true,
+	"experimental-compact-hash-check-time": false, "experimental-compaction-batch-limit": false,
+	"experimental-compaction-sleep-interval": false, "experimental-corrupt-check-time": false,
+	"experimental-distributed-tracing-address": false, "experimental-distributed-tracing-instance-id": false,
+	"experimental-distributed-tracing-sampling-rate": false, "experimental-distributed-tracing-service-name": false,
+	"experimental-downgrade-check-time": false, "experimental-enable-distributed-tracing": true,
+	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
+	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
+	"experimental-peer-skip-client-san-verification": true, "experimental-snapshot-catchup-entries": false,
+	"experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
+	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
+	"experimental-watch-progress-notify-interval": false, "force-new-cluster": true,
+	"heartbeat-interval": false, "host-whitelist": false, "initial-election-tick-advance": true,
+	"listen-client-http-urls": false, "listen-metrics-urls": false, "log-format": false, "log-outputs": false,
+	"log-rotation-config-json": false, "logger": false, "max-concurrent-streams": false, "max-learners": false,
+	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false, "pre-vote": true,
+	"raft-read-timeout": false, "raft-write-timeout": false, "self-signed-cert-validity": false,
+	"snapshot-catchup-entries": false, "snapshot-count": false, "socket-reuse-address": true,
+	"socket-reuse-port": true, "strict-reconfig-check": true, "unsafe-no-fsync": true, "v2-deprecation": false,
+	"wal-dir": false, "warning-apply-duration": false, "warning-unary-request-duration": false,
+	"watch-progress-notify-interval": false, "feature-gates": false,
+	"auto-tls": true, "peer-auto-tls": true, "cert-file": false, "key-file": false, "trusted-ca-file": false,
+	"client-cert-auth": true, "client-crl-file": false, "client-cert-file": false, "client-key-file": false,
+	"peer-cert-file": false, "peer-key-file": false, "peer-trusted-ca-file": false, "peer-client-cert-auth": true,
+	"peer-crl-file": false, "peer-client-cert-file": false, "peer-client-key-file": false,
+	"peer-skip-client-san-verification": true, "tls-min-version": false, "tls-max-version": false,
+	"cipher-suites": false, "peer-cert-allowed-cn": false, "peer-cert-allowed-hostname": false,
+}
+
+type urlList struct{ v *[]string }
+
+func (u urlList) String() string {
+	if u.v == nil {
+		return ""
+	}
+	return strings.Join(*u.v, ",")
+}
+func (u urlList) Set(s string) error {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return fmt.Errorf("empty URL list")
+	}
+	*u.v = out
+	return nil
+}
+
+// ignoredFlag accepts any value (or none, for booleans) and records it.
+type ignoredFlag struct {
+	name    string
+	isBool  bool
+	ignored *[]string
+}
+
+func (f ignoredFlag) String() string   { return "" }
+func (f ignoredFlag) IsBoolFlag() bool { return f.isBool }
+func (f ignoredFlag) Set(string) error {
+	*f.ignored = append(*f.ignored, f.name)
+	return nil
+}
+
+func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("sett", flag.ContinueOnError)
+	fs.SetOutput(out)
+	c := &o.cfg
+	fs.StringVar(&c.Name, "name", c.Name, "Human-readable name for this member.")
+	fs.StringVar(&c.DataDir, "data-dir", "", "Path to the data directory (default \"${name}.sett\").")
+	fs.Var(urlList{&c.ListenClientURLs}, "listen-client-urls", "List of URLs to listen on for client traffic.")
+	fs.Var(urlList{&c.AdvertiseClientURLs}, "advertise-client-urls", "List of this member's client URLs to advertise.")
+	fs.Var(urlList{&c.ListenPeerURLs}, "listen-peer-urls", "List of URLs to listen on for peer traffic.")
+	fs.Var(urlList{&c.InitialAdvertisePeerURLs}, "initial-advertise-peer-urls", "List of this member's peer URLs to advertise.")
+	fs.StringVar(&c.InitialCluster, "initial-cluster", "", "Initial cluster configuration for bootstrapping (name=peerURL,...).")
+	fs.StringVar(&c.InitialClusterState, "initial-cluster-state", c.InitialClusterState, "Initial cluster state ('new' or 'existing').")
+	fs.StringVar(&c.InitialClusterToken, "initial-cluster-token", c.InitialClusterToken, "Initial cluster token.")
+	fs.IntVar(&c.MaxTxnOps, "max-txn-ops", c.MaxTxnOps, "Maximum number of operations permitted in a transaction.")
+	fs.IntVar(&c.MaxRequestBytes, "max-request-bytes", c.MaxRequestBytes, "Maximum client request size in bytes the server will accept.")
+	fs.Int64Var(&c.QuotaBackendBytes, "quota-backend-bytes", 0, "Raise alarms when backend size exceeds the given quota (0 defaults to low space quota).")
+	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
+	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
+	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
+	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
+	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
+
+	fs.Int64Var(&c.Storage.BlockCacheBytes, "storage-block-cache-bytes", c.Storage.BlockCacheBytes, "Badger block cache size in bytes (bounds read cache memory).")
+	fs.Int64Var(&c.Storage.IndexCacheBytes, "storage-index-cache-bytes", c.Storage.IndexCacheBytes, "Badger index and bloom filter cache size in bytes.")
+	fs.Int64Var(&c.Storage.MemTableBytes, "storage-memtable-bytes", c.Storage.MemTableBytes, "Badger memtable size in bytes; one revision's writes must fit in 15% of it.")
+	fs.IntVar(&c.Storage.NumMemtables, "storage-memtables", c.Storage.NumMemtables, "Number of Badger memtables held in memory.")
+
+	names := make([]string, 0, len(etcdOnlyFlags))
+	for n := range etcdOnlyFlags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fs.Var(ignoredFlag{name: n, isBool: etcdOnlyFlags[n], ignored: &o.ignored}, n, "etcd flag accepted for compatibility; ignored by sett.")
+	}
+	return fs
+}
+
+// parseOptions reads flags, then ETCD_* environment variables for flags not
+// given, then (if --config-file is set) the YAML file, which wins over both,
+// as in etcd.
+func parseOptions(args []string, env func(string) string, out io.Writer) (*options, error) {
+	o := &options{cfg: server.DefaultConfig()}
+	d := server.DefaultConfig().Storage
+	o.cfg.Storage = d
+	fs := newFlagSet(o, out)
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("'%s' is not a valid flag", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		key := "ETCD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v := env(key); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %w", v, key, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if o.configFile != "" {
+		if err := applyConfigFile(fs, o.configFile); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// applyConfigFile sets flags from etcd's YAML keys (the flag names).
+func applyConfigFile(fs *flag.FlagSet, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config file: %w", err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("parse config file %s: %w", path, err)
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if fs.Lookup(k) == nil {
+			// etcd's file also holds nested sections (client-transport-
+			// security, …) that have no flag of the same name.
+			continue
+		}
+		var v string
+		switch x := m[k].(type) {
+		case nil:
+			continue
+		case string:
+			v = x
+		case bool:
+			v = strconv.FormatBool(x)
+		case float64:
+			v = strconv.FormatFloat(x, 'f', -1, 64)
+		case []any:
+			parts := make([]string, len(x))
+			for i, p := range x {
+				parts[i] = fmt.Sprint(p)
+			}
+			v = strings.Join(parts, ",")
+		default:
+			v = fmt.Sprint(x)
+		}
+		if err := fs.Set(k, v); err != nil {
+			return fmt.Errorf("config file %s: invalid value for %s: %w", path, k, err)
+		}
+	}
+	return nil
+}

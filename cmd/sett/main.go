@@ -1,0 +1,89 @@
+// Command sett is an etcd v3 wire-compatible server. It accepts etcd's
+// flags, so it starts wherever an etcd command line is written.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/sett-dev/sett/server"
+	"github.com/sett-dev/sett/storage"
+)
+
+// Version is sett's own version; APIVersion is the etcd version it answers as.
+const (
+	Version    = "0.1.0"
+	APIVersion = "3.6.16"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	o, err := parseOptions(args, os.Getenv, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sett:", err)
+		return 2
+	}
+	if o.version {
+		fmt.Printf("sett Version: %s\netcd API Version: %s\n", Version, APIVersion)
+		return 0
+	}
+	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(o.logLevel)}))
+	for _, name := range o.ignored {
+		log.Warn("etcd flag is accepted but has no effect in sett", "flag", name)
+	}
+	o.cfg.Logger = log
+
+	srv, err := server.Start(o.cfg)
+	if err != nil {
+		if errors.Is(err, storage.ErrDataDirInUse) {
+			fmt.Fprintf(os.Stderr, "sett: %v (is another sett running on it?)\n", err)
+		} else {
+			fmt.Fprintln(os.Stderr, "sett:", err)
+		}
+		return 1
+	}
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	code := 0
+	select {
+	case sig := <-sigc:
+		log.Info("shutting down", "signal", sig.String())
+	case err := <-srv.Err():
+		log.Error("listener failed", "err", err)
+		code = 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return code
+}
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error", "panic", "fatal", "dpanic":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,43 @@
+package etcdapi
+
+import (
+	"context"
+	"errors"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/sett-dev/sett/replication"
+	"github.com/sett-dev/sett/storage"
+)
+
+var errRequestTooLarge = rpctypes.ErrGRPCRequestTooLarge
+
+// toGRPC maps internal errors to the gRPC errors etcd returns for them;
+// anything unknown becomes codes.Unknown with its message, as in etcd.
+func toGRPC(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return status.FromContextError(err).Err()
+	}
+	switch {
+	case errors.Is(err, storage.ErrCompacted):
+		return rpctypes.ErrGRPCCompacted
+	case errors.Is(err, storage.ErrFutureRev):
+		return rpctypes.ErrGRPCFutureRev
+	case errors.Is(err, storage.ErrKeyNotFound):
+		return rpctypes.ErrGRPCKeyNotFound
+	case errors.Is(err, storage.ErrLeaseNotFound):
+		return rpctypes.ErrGRPCLeaseNotFound
+	case errors.Is(err, storage.ErrLeaseExists):
+		return rpctypes.ErrGRPCLeaseExist
+	case errors.Is(err, storage.ErrTooLarge):
+		return rpctypes.ErrGRPCRequestTooLarge
+	case errors.Is(err, replication.ErrStopped):
+		return rpctypes.ErrGRPCStopped
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

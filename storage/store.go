@@ -1,0 +1,217 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Options size Badger. Zero values take the defaults in DefaultOptions.
+type Options struct {
+	Dir string
+	// BlockCacheBytes and IndexCacheBytes bound Badger's caches; together
+	// with MemTableBytes*NumMemtables they bound sett's resident memory,
+	// independent of the number of keys.
+	BlockCacheBytes int64
+	IndexCacheBytes int64
+	MemTableBytes   int64
+	NumMemtables    int
+	// SyncWrites makes every applied batch durable before it is visible.
+	// Only tests of non-durable paths turn it off.
+	SyncWrites bool
+	Logger     *slog.Logger
+}
+
+// DefaultOptions are the sizes sett runs with unless flags say otherwise.
+func DefaultOptions(dir string) Options {
+	return Options{
+		Dir:             dir,
+		BlockCacheBytes: 64 << 20,
+		IndexCacheBytes: 32 << 20,
+		MemTableBytes:   64 << 20,
+		NumMemtables:    2,
+		SyncWrites:      true,
+	}
+}
+
+// ErrDataDirInUse means another process holds the data directory.
+var ErrDataDirInUse = errors.New("data directory is in use by another process")
+
+// Store is the MVCC state machine. Reads may run concurrently with each
+// other and with Apply; Apply calls must come from one goroutine at a time
+// (the applier), in log order.
+type Store struct {
+	db  *badger.DB
+	log *slog.Logger
+
+	// rev, compactRev and applied mirror the meta keys of the last committed
+	// batch. They are advanced only after the batch is durable and visible.
+	rev        atomic.Int64
+	compactRev atomic.Int64
+	applied    atomic.Uint64
+	term       atomic.Uint64
+
+	leases *leaseSet
+
+	// applyMu serializes Apply with the compactor's deletions.
+	applyMu sync.Mutex
+
+	compactor compactor
+	closeOnce sync.Once
+}
+
+// Open opens or creates the store in opts.Dir.
+func Open(opts Options) (*Store, error) {
+	def := DefaultOptions(opts.Dir)
+	if opts.BlockCacheBytes == 0 {
+		opts.BlockCacheBytes = def.BlockCacheBytes
+	}
+	if opts.IndexCacheBytes == 0 {
+		opts.IndexCacheBytes = def.IndexCacheBytes
+	}
+	if opts.MemTableBytes == 0 {
+		opts.MemTableBytes = def.MemTableBytes
+	}
+	if opts.NumMemtables == 0 {
+		opts.NumMemtables = def.NumMemtables
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	bo := badger.DefaultOptions(opts.Dir).
+		WithLogger(badgerLogger{opts.Logger}).
+		WithSyncWrites(opts.SyncWrites).
+		WithDetectConflicts(false).
+		WithBlockCacheSize(opts.BlockCacheBytes).
+		WithIndexCacheSize(opts.IndexCacheBytes).
+		WithMemTableSize(opts.MemTableBytes).
+		WithNumMemtables(opts.NumMemtables).
+		WithNumLevelZeroTables(opts.NumMemtables + 1).
+		WithNumLevelZeroTablesStall(opts.NumMemtables + 6).
+		WithCompression(options.None).
+		WithNumCompactors(2).
+		WithValueLogFileSize(256 << 20).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bo)
+	if err != nil {
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w: %s", ErrDataDirInUse, opts.Dir)
+		}
+		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
+	}
+	s := &Store{db: db, log: opts.Logger}
+	if err := s.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.leases, err = loadLeases(db); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.compactor.start(s)
+	return s, nil
+}
+
+func (s *Store) loadMeta() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		read := func(key []byte, def int64) (int64, error) {
+			item, err := txn.Get(key)
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				return def, nil
+			}
+			if err != nil {
+				return 0, err
+			}
+			b, err := item.ValueCopy(nil)
+			if err != nil {
+				return 0, err
+			}
+			return decodeInt(b)
+		}
+		// An empty store is at revision 1, as etcd's is.
+		rev, err := read(metaRevision, 1)
+		if err != nil {
+			return err
+		}
+		// etcd's compaction point starts below every revision.
+		compact, err := read(metaCompact, -1)
+		if err != nil {
+			return err
+		}
+		applied, err := read(metaApplied, 0)
+		if err != nil {
+			return err
+		}
+		term, err := read(metaTerm, 0)
+		if err != nil {
+			return err
+		}
+		s.rev.Store(rev)
+		s.compactRev.Store(compact)
+		s.applied.Store(uint64(applied))
+		s.term.Store(uint64(term))
+		return nil
+	})
+}
+
+// Rev is the newest applied revision.
+func (s *Store) Rev() int64 { return s.rev.Load() }
+
+// CompactRev is the compaction point: revisions below it are unreadable.
+func (s *Store) CompactRev() int64 { return s.compactRev.Load() }
+
+// AppliedIndex is the index of the last applied command.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+// Term is the persisted raft term (bumped by the replication layer).
+func (s *Store) Term() uint64 { return s.term.Load() }
+
+// SetTerm durably records the term.
+func (s *Store) SetTerm(term uint64) error {
+	err := s.db.Update(func(txn *badger.Txn) error {
+		return txn.Set(metaTerm, encodeInt(int64(term)))
+	})
+	if err == nil {
+		s.term.Store(term)
+	}
+	return err
+}
+
+// Close stops background work and closes Badger. It waits for a running
+// compaction to finish its current step.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.compactor.stop()
+		err = s.db.Close()
+	})
+	return err
+}
+
+// Size reports Badger's on-disk size (LSM plus value log) in bytes.
+func (s *Store) Size() int64 {
+	lsm, vlog := s.db.Size()
+	return lsm + vlog
+}
+
+// DB exposes Badger for maintenance operations (backup, flatten).
+func (s *Store) DB() *badger.DB { return s.db }
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Infof(f string, a ...any) {
+	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
+}
+func (b badgerLogger) Debugf(f string, a ...any) {}
