@@ -5,22 +5,24 @@ import (
 	"time"
 )
 
-// idGenerator makes etcd-style unique IDs: the member's low 16 bits, then a
-// counter seeded from the clock, so IDs differ across members and restarts.
+// idGenerator makes etcd-style request and lease IDs: the member ID's low
+// 16 bits, then 40 bits of the start time in milliseconds, then an 8-bit
+// counter that carries into the time bits. IDs are unique per member and
+// across restarts, and encode to the same length as etcd's.
 type idGenerator struct {
 	prefix uint64
 	suffix atomic.Uint64
 }
 
 const (
-	idTSBits     = 5 * 8
-	idCountBits  = 2 * 8
-	idSuffixBits = idTSBits + idCountBits
+	idTimeBits   = 5 * 8
+	idCountBits  = 8
+	idSuffixBits = idTimeBits + idCountBits
 )
 
 func newIDGenerator(member uint64) *idGenerator {
-	g := &idGenerator{prefix: member << idSuffixBits}
-	ms := uint64(time.Now().UnixNano()/int64(time.Millisecond)) & (1<<idTSBits - 1)
+	g := &idGenerator{prefix: uint64(uint16(member)) << idSuffixBits}
+	ms := uint64(time.Now().UnixMilli()) & (1<<idTimeBits - 1)
 	g.suffix.Store(ms << idCountBits)
 	return g
 }

@@ -3,6 +3,8 @@ package etcdapi
 import (
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+
+	"github.com/sett-dev/sett/storage"
 )
 
 // Request checks made before anything is proposed, in etcd's order and with
@@ -30,6 +32,10 @@ func checkPut(r *pb.PutRequest) error {
 	}
 	if r.IgnoreLease && r.Lease != 0 {
 		return rpctypes.ErrGRPCLeaseProvided
+	}
+	// sett's one documented limit beyond etcd's: keys fit Badger's keys.
+	if len(r.Key) > storage.MaxKeyBytes {
+		return rpctypes.ErrGRPCRequestTooLarge
 	}
 	return nil
 }

@@ -47,18 +47,15 @@ func (s *Store) applyLocked(entries []Entry) ([]Result, []Revision, error) {
 	if len(entries) == 0 {
 		return nil, nil, nil
 	}
-	b := &batch{
-		s:       s,
-		txn:     s.db.NewTransaction(true),
-		rev:     s.rev.Load(),
-		compact: s.compactRev.Load(),
-		leases:  leaseView{base: s.leases, pending: map[int64]*int64{}},
-	}
-	defer b.txn.Discard()
+	b := s.newBatch()
+	defer func() { b.txn.Discard() }()
 	for i, e := range entries {
 		res, err := b.apply(e.Req)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			b.txn.Discard()
+			if i == 0 {
+				return s.applyAlone(entries)
+			}
 			return s.split(entries, i)
 		}
 		if err != nil {
@@ -68,6 +65,9 @@ func (s *Store) applyLocked(entries []Entry) ([]Result, []Revision, error) {
 	}
 	err := b.commit(entries[len(entries)-1].Index)
 	if errors.Is(err, badger.ErrTxnTooBig) {
+		if len(entries) == 1 {
+			return s.applyAlone(entries)
+		}
 		return s.split(entries, len(entries)-1)
 	}
 	if err != nil {
@@ -77,18 +77,8 @@ func (s *Store) applyLocked(entries []Entry) ([]Result, []Revision, error) {
 }
 
 // split applies entries[:i] and entries[i:] as separate batches after
-// entries[i] overflowed Badger's transaction limit. An entry too large on
-// its own fails with ErrTooLarge; its index is still consumed.
+// entries[i] overflowed Badger's transaction limit.
 func (s *Store) split(entries []Entry, i int) ([]Result, []Revision, error) {
-	if i == 0 {
-		if len(entries) == 1 {
-			if err := s.markApplied(entries[0].Index); err != nil {
-				return nil, nil, err
-			}
-			return []Result{{Err: ErrTooLarge}}, nil, nil
-		}
-		i = 1
-	}
 	r1, v1, err := s.applyLocked(entries[:i])
 	if err != nil {
 		return nil, nil, err
@@ -100,14 +90,28 @@ func (s *Store) split(entries []Entry, i int) ([]Result, []Revision, error) {
 	return append(r1, r2...), append(v1, v2...), nil
 }
 
-func (s *Store) markApplied(index uint64) error {
-	err := s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(metaApplied, encodeInt(int64(index)))
-	})
-	if err == nil {
-		s.applied.Store(index)
+// applyAlone applies entries[0], too large for one Badger transaction, in
+// chunks (see chunked.go), then the rest as usual.
+func (s *Store) applyAlone(entries []Entry) ([]Result, []Revision, error) {
+	r1, v1, err := s.applyChunked(entries[0])
+	if err != nil || len(entries) == 1 {
+		return r1, v1, err
 	}
-	return err
+	r2, v2, err := s.applyLocked(entries[1:])
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(r1, r2...), append(v1, v2...), nil
+}
+
+func (s *Store) newBatch() *batch {
+	return &batch{
+		s:       s,
+		txn:     s.db.NewTransaction(true),
+		rev:     s.rev.Load(),
+		compact: s.compactRev.Load(),
+		leases:  leaseView{base: s.leases, pending: map[int64]*int64{}},
+	}
 }
 
 // batch accumulates consecutive commands in one Badger transaction.
@@ -118,13 +122,16 @@ type batch struct {
 	compact int64
 	leases  leaseView
 
+	// chunked lets one revision span several Badger transactions.
+	chunked bool
+
 	results     []Result
 	revs        []Revision
 	compactions []compactWaiter
 }
 
 func (b *batch) writer() *revWriter {
-	return &revWriter{v: view{b.txn}, begin: b.rev, compact: b.compact, leases: b.leases}
+	return &revWriter{v: view{b.txn}, begin: b.rev, compact: b.compact, leases: b.leases, spill: b.spill}
 }
 
 // finish seals w's revision: a command that changed nothing does not
@@ -186,7 +193,7 @@ func (b *batch) apply(req *pb.InternalRaftRequest) (Result, error) {
 }
 
 func isCommandError(err error) bool {
-	for _, e := range []error{ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrLeaseExists} {
+	for _, e := range []error{ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrLeaseExists, ErrTooLarge} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -215,9 +222,6 @@ func (b *batch) leaseGrant(g *pb.LeaseGrantRequest) (Result, error) {
 		return Result{Err: ErrLeaseExists}, nil
 	}
 	ttl := g.TTL
-	if err := b.txn.Set(leaseKey(g.ID), encodeInt(ttl)); err != nil {
-		return Result{}, err
-	}
 	b.leases.pending[g.ID] = &ttl
 	return Result{Resp: &pb.LeaseGrantResponse{
 		Header: &pb.ResponseHeader{Revision: b.rev}, ID: g.ID, TTL: ttl,
@@ -236,17 +240,35 @@ func (b *batch) leaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (Resu
 			return Result{}, err
 		}
 	}
-	if err := b.txn.Delete(leaseKey(r.ID)); err != nil {
-		return Result{}, err
-	}
 	b.leases.pending[r.ID] = nil
 	b.finish(w)
 	return Result{Resp: &pb.LeaseRevokeResponse{Header: &pb.ResponseHeader{Revision: b.rev}}}, nil
 }
 
-// commit writes the batch's meta keys and commits durably, then publishes
-// the new state to readers.
+// commit writes the batch's lease records and meta keys and commits
+// durably, then publishes the new state to readers. Lease records are
+// written here, in the last transaction, so that a revision spread over
+// several transactions never changes them before it is complete.
 func (b *batch) commit(index uint64) error {
+	if b.chunked {
+		if _, err := b.spill(); err != nil {
+			return err
+		}
+		if err := b.txn.Delete(metaPending); err != nil {
+			return err
+		}
+	}
+	for id, ttl := range b.leases.pending {
+		var err error
+		if ttl == nil {
+			err = b.txn.Delete(leaseKey(id))
+		} else {
+			err = b.txn.Set(leaseKey(id), encodeInt(*ttl))
+		}
+		if err != nil {
+			return err
+		}
+	}
 	for _, kv := range []struct {
 		k []byte
 		v int64

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"errors"
+	"sort"
 	"sync"
 
 	"github.com/dgraph-io/badger/v4"
@@ -195,92 +196,101 @@ func (s *Store) changedKeys(start, end []byte) ([][]byte, []byte, error) {
 	return keys, next, err
 }
 
-// compactKeys deletes what compaction at rev no longer needs of keys. It
-// holds applyMu so it never races the applier over a current-tree record.
+// compactKeys deletes what compaction at rev no longer needs of keys.
+// History and revision-tree entries at or below rev are never written by
+// the applier, so they are deleted without holding it up; only dropping a
+// current-tree tombstone takes applyMu, briefly, and re-checks the record.
 func (s *Store) compactKeys(keys [][]byte, rev int64) error {
-	s.applyMu.Lock()
-	defer s.applyMu.Unlock()
-	txn := s.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	flush := func() error {
-		if err := txn.Commit(); err != nil {
-			return err
-		}
-		txn = s.db.NewTransaction(true)
-		return nil
-	}
-	del := func(k []byte) error {
-		err := txn.Delete(k)
-		if errors.Is(err, badger.ErrTxnTooBig) {
-			if err := flush(); err != nil {
-				return err
-			}
-			err = txn.Delete(k)
-		}
+	sort.Slice(keys, func(i, j int) bool { return bytes.Compare(keys[i], keys[j]) < 0 })
+	victims, tombstones, err := s.obsoleteHistory(keys, rev)
+	if err != nil {
 		return err
 	}
-	for _, key := range keys {
-		victims, err := s.obsoleteHistory(txn, key, rev)
-		if err != nil {
-			return err
-		}
-		for _, k := range victims {
-			if err := del(k); err != nil {
-				return err
-			}
-		}
-		cur, err := view{txn}.current(key)
-		if err != nil {
-			return err
-		}
-		if cur != nil && cur.deleted && cur.mod <= rev {
-			if err := del(currentKey(key)); err != nil {
-				return err
-			}
-		}
+	if err := s.deleteKeys(victims); err != nil {
+		return err
 	}
-	return txn.Commit()
+	if len(tombstones) == 0 {
+		return nil
+	}
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	var dead [][]byte
+	err = s.db.View(func(txn *badger.Txn) error {
+		for _, key := range tombstones {
+			cur, err := view{txn}.current(key)
+			if err != nil {
+				return err
+			}
+			if cur != nil && cur.deleted && cur.mod <= rev {
+				dead = append(dead, currentKey(key))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.deleteKeys(dead)
 }
 
-// obsoleteHistory lists the history and revision-tree keys of key that
-// compaction at rev removes.
-func (s *Store) obsoleteHistory(txn *badger.Txn, key []byte, rev int64) ([][]byte, error) {
-	prefix := historyPrefix(key)
-	opts := badger.DefaultIteratorOptions
-	opts.PrefetchValues = false
-	opts.Prefix = prefix
-	it := txn.NewIterator(opts)
-	defer it.Close()
-	var out [][]byte
-	first := true
-	for it.Seek(historyKey(key, rev)); it.ValidForPrefix(prefix); it.Next() {
-		item := it.Item()
-		_, hrev, err := parseHistoryKey(item.Key())
-		if err != nil {
-			return nil, err
+// deleteKeys deletes Badger keys in as many transactions as they need.
+func (s *Store) deleteKeys(keys [][]byte) error {
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return err
 		}
-		subb, err := item.ValueCopy(nil)
-		if err != nil {
-			return nil, err
-		}
-		sub, err := decodeInt(subb)
-		if err != nil {
-			return nil, err
-		}
-		rk := revisionKey(hrev, sub)
-		if first {
-			first = false
-			deleted, err := isDeletion(txn, rk)
-			if err != nil {
-				return nil, err
-			}
-			if !deleted {
-				continue // the version readable at rev
-			}
-		}
-		out = append(out, item.KeyCopy(nil), rk)
 	}
-	return out, nil
+	return wb.Flush()
+}
+
+// obsoleteHistory lists, for sorted keys, the history and revision-tree
+// entries compaction at rev removes: every change older than the newest
+// one at or below rev, and that one too when it is a deletion (the key is
+// then returned among tombstones).
+func (s *Store) obsoleteHistory(keys [][]byte, rev int64) (victims, tombstones [][]byte, err error) {
+	err = s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.PrefetchValues = false
+		opts.Prefix = []byte{tagHistory}
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for _, key := range keys {
+			prefix := historyPrefix(key)
+			first := true
+			for it.Seek(historyKey(key, rev)); it.ValidForPrefix(prefix); it.Next() {
+				item := it.Item()
+				_, hrev, err := parseHistoryKey(item.Key())
+				if err != nil {
+					return err
+				}
+				subb, err := item.ValueCopy(nil)
+				if err != nil {
+					return err
+				}
+				sub, err := decodeInt(subb)
+				if err != nil {
+					return err
+				}
+				rk := revisionKey(hrev, sub)
+				if first {
+					first = false
+					deleted, err := isDeletion(txn, rk)
+					if err != nil {
+						return err
+					}
+					if !deleted {
+						continue // the version readable at rev
+					}
+					tombstones = append(tombstones, key)
+				}
+				victims = append(victims, item.KeyCopy(nil), rk)
+			}
+		}
+		return nil
+	})
+	return victims, tombstones, err
 }
 
 func isDeletion(txn *badger.Txn, revKey []byte) (bool, error) {

@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/dgraph-io/badger/v4"
@@ -19,6 +20,10 @@ type revWriter struct {
 	compact  int64
 	readOnly bool
 	leases   leaseView
+	// spill commits the writes so far and moves v to a fresh transaction
+	// when one revision outgrows a Badger transaction; it refuses outside
+	// a chunked batch.
+	spill func() (*badger.Txn, error)
 
 	events []*mvccpb.Event
 }
@@ -37,11 +42,30 @@ func (w *revWriter) cur() int64 {
 func (w *revWriter) committedRev() int64 { return w.cur() }
 
 func (w *revWriter) set(key, value []byte) error {
-	return w.v.txn.SetEntry(badger.NewEntry(key, value))
+	return w.write(func(txn *badger.Txn) error { return txn.SetEntry(badger.NewEntry(key, value)) })
+}
+
+func (w *revWriter) del(key []byte) error {
+	return w.write(func(txn *badger.Txn) error { return txn.Delete(key) })
+}
+
+func (w *revWriter) write(op func(*badger.Txn) error) error {
+	err := op(w.v.txn)
+	if errors.Is(err, badger.ErrTxnTooBig) && w.spill != nil {
+		var txn *badger.Txn
+		if txn, err = w.spill(); err == nil {
+			w.v.txn = txn
+			err = op(txn)
+		}
+	}
+	return err
 }
 
 func (w *revWriter) put(ctx context.Context, p *pb.PutRequest) (*pb.PutResponse, error) {
 	resp := &pb.PutResponse{Header: &pb.ResponseHeader{}}
+	if len(p.Key) > MaxKeyBytes {
+		return nil, ErrTooLarge
+	}
 	prev, err := w.v.liveCurrent(p.Key)
 	if err != nil {
 		return nil, err
@@ -71,7 +95,7 @@ func (w *revWriter) put(ctx context.Context, p *pb.PutRequest) (*pb.PutResponse,
 		return nil, err
 	}
 	if prev != nil && prev.lease != 0 && prev.lease != lease {
-		if err := w.v.txn.Delete(attachedKey(prev.lease, p.Key)); err != nil {
+		if err := w.del(attachedKey(prev.lease, p.Key)); err != nil {
 			return nil, err
 		}
 	}
@@ -126,7 +150,7 @@ func (w *revWriter) deleteRange(ctx context.Context, d *pb.DeleteRangeRequest) (
 			return nil, err
 		}
 		if vi.rec.lease != 0 {
-			if err := w.v.txn.Delete(attachedKey(vi.rec.lease, vi.key)); err != nil {
+			if err := w.del(attachedKey(vi.rec.lease, vi.key)); err != nil {
 				return nil, err
 			}
 		}

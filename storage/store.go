@@ -98,6 +98,9 @@ func Open(opts Options) (*Store, error) {
 		WithNumCompactors(2).
 		WithValueLogFileSize(256 << 20).
 		WithMetricsEnabled(false)
+	// Values stay in the LSM tree (one WAL fsync per commit) up to 1 MiB,
+	// or less when a small memtable makes Badger's batch limit smaller.
+	bo.ValueThreshold = min(1<<20, opts.MemTableBytes*15/100/4)
 	db, err := badger.Open(bo)
 	if err != nil {
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -106,6 +109,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
 	s := &Store{db: db, log: opts.Logger}
+	if err := s.rollbackPending(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("roll back incomplete revision: %w", err)
+	}
 	if err := s.loadMeta(); err != nil {
 		db.Close()
 		return nil, err
