@@ -187,6 +187,10 @@ func (b *batch) apply(req *pb.InternalRaftRequest) (Result, error) {
 		return b.leaseGrant(req.LeaseGrant)
 	case req.LeaseRevoke != nil:
 		return b.leaseRevoke(ctx, req.LeaseRevoke)
+	case req.LeaseCheckpoint != nil:
+		return b.leaseCheckpoint(req.LeaseCheckpoint)
+	case req.Alarm != nil:
+		return b.alarm(req.Alarm)
 	default:
 		return Result{Err: fmt.Errorf("storage: unsupported command %v", req)}, nil
 	}
