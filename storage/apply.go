@@ -284,6 +284,9 @@ func (b *batch) commit(index uint64) error {
 	if err := b.txn.Commit(); err != nil {
 		return err
 	}
+	if err := b.s.syncLocked(); err != nil {
+		return err
+	}
 	s := b.s
 	s.leases.merge(b.leases.pending)
 	s.rev.Store(b.rev)

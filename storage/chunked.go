@@ -75,7 +75,10 @@ func (s *Store) rollbackPending() error {
 			return err
 		}
 	}
-	return s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaPending) })
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaPending) }); err != nil {
+		return err
+	}
+	return s.syncLocked()
 }
 
 type change struct {

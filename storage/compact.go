@@ -151,8 +151,10 @@ func (s *Store) compactRange(from, to int64, stop <-chan struct{}) error {
 		}
 		start = next
 	}
-	return s.db.Update(func(txn *badger.Txn) error {
-		return txn.Set(metaCompactDone, encodeInt(to))
+	return s.writeLocked(func() error {
+		return s.db.Update(func(txn *badger.Txn) error {
+			return txn.Set(metaCompactDone, encodeInt(to))
+		})
 	})
 }
 
@@ -206,7 +208,7 @@ func (s *Store) compactKeys(keys [][]byte, rev int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.deleteKeys(victims); err != nil {
+	if err := s.writeLocked(func() error { return s.deleteKeys(victims) }); err != nil {
 		return err
 	}
 	if len(tombstones) == 0 {
@@ -233,7 +235,8 @@ func (s *Store) compactKeys(keys [][]byte, rev int64) error {
 	return s.deleteKeys(dead)
 }
 
-// deleteKeys deletes Badger keys in as many transactions as they need.
+// deleteKeys deletes Badger keys in as many transactions as they need; the
+// caller holds applyMu.
 func (s *Store) deleteKeys(keys [][]byte) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
@@ -310,7 +313,7 @@ func isDeletion(txn *badger.Txn, revKey []byte) (bool, error) {
 // reclaimValueLog rewrites value-log files that are mostly garbage.
 func (s *Store) reclaimValueLog() {
 	for i := 0; i < 16; i++ {
-		if err := s.db.RunValueLogGC(0.5); err != nil {
+		if err := s.writeLocked(func() error { return s.db.RunValueLogGC(0.5) }); err != nil {
 			return
 		}
 	}

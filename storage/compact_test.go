@@ -119,3 +119,17 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not reached")
 }
+
+// Durability is the default: the zero Options and DefaultOptions both sync.
+func TestSyncByDefault(t *testing.T) {
+	for _, opts := range []Options{{Dir: t.TempDir()}, DefaultOptions(t.TempDir())} {
+		s, err := Open(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.noSync {
+			t.Fatalf("options %+v apply without fsync", opts)
+		}
+		s.Close()
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
@@ -22,21 +23,29 @@ type Options struct {
 	IndexCacheBytes int64
 	MemTableBytes   int64
 	NumMemtables    int
-	// SyncWrites makes every applied batch durable before it is visible.
-	// Only tests of non-durable paths turn it off.
-	SyncWrites bool
-	Logger     *slog.Logger
+	// ResidencyTrimInterval is how often the resident pages of mapped
+	// table files are dropped (see trimTableResidency); negative disables.
+	ResidencyTrimInterval time.Duration
+	// UnsafeNoSync skips the fsync that makes every applied batch durable
+	// before it is visible (etcd's --unsafe-no-fsync). The zero value syncs.
+	UnsafeNoSync bool
+	Logger       *slog.Logger
 }
 
 // DefaultOptions are the sizes sett runs with unless flags say otherwise.
 func DefaultOptions(dir string) Options {
 	return Options{
-		Dir:             dir,
-		BlockCacheBytes: 64 << 20,
-		IndexCacheBytes: 32 << 20,
-		MemTableBytes:   64 << 20,
-		NumMemtables:    2,
-		SyncWrites:      true,
+		Dir: dir,
+		// Tables are uncompressed and read straight from their mapping,
+		// so the block cache only saves block parsing: keep it small.
+		BlockCacheBytes: 8 << 20,
+		IndexCacheBytes: 16 << 20,
+		// A memtable costs about 1.3x its size in arena; a revision larger
+		// than 15% of it is written in chunks (see chunked.go).
+		MemTableBytes: 16 << 20,
+		NumMemtables:  2,
+
+		ResidencyTrimInterval: 5 * time.Second,
 	}
 }
 
@@ -59,10 +68,16 @@ type Store struct {
 
 	leases *leaseSet
 
-	// applyMu serializes Apply with the compactor's deletions.
+	// applyMu is held by every Badger write (the applier, the compactor,
+	// maintenance). Besides ordering them, it makes the applier's explicit
+	// sync sound: Badger syncs only the active memtable's log, so no other
+	// write may rotate the memtable between a commit and its sync.
 	applyMu sync.Mutex
+	noSync  bool
 
 	compactor compactor
+	trimStop  chan struct{}
+	trimDone  chan struct{}
 	closeOnce sync.Once
 }
 
@@ -86,7 +101,7 @@ func Open(opts Options) (*Store, error) {
 	}
 	bo := badger.DefaultOptions(opts.Dir).
 		WithLogger(badgerLogger{opts.Logger}).
-		WithSyncWrites(opts.SyncWrites).
+		WithSyncWrites(false).
 		WithDetectConflicts(false).
 		WithBlockCacheSize(opts.BlockCacheBytes).
 		WithIndexCacheSize(opts.IndexCacheBytes).
@@ -108,7 +123,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: opts.Logger}
+	s := &Store{db: db, log: opts.Logger, noSync: opts.UnsafeNoSync}
 	if err := s.rollbackPending(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("roll back incomplete revision: %w", err)
@@ -122,6 +137,7 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.compactor.start(s)
+	s.startResidencyTrim(opts.Dir, opts.ResidencyTrimInterval)
 	return s, nil
 }
 
@@ -167,6 +183,32 @@ func (s *Store) loadMeta() error {
 	})
 }
 
+func (s *Store) startResidencyTrim(dir string, every time.Duration) {
+	s.trimStop, s.trimDone = make(chan struct{}), make(chan struct{})
+	if every == 0 {
+		every = DefaultOptions(dir).ResidencyTrimInterval
+	}
+	go func() {
+		defer close(s.trimDone)
+		if every < 0 {
+			<-s.trimStop
+			return
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.trimStop:
+				return
+			case <-t.C:
+				if _, err := trimTableResidency(dir); err != nil {
+					s.log.Debug("trim table residency", "err", err)
+				}
+			}
+		}
+	}()
+}
+
 // Rev is the newest applied revision.
 func (s *Store) Rev() int64 { return s.rev.Load() }
 
@@ -181,13 +223,38 @@ func (s *Store) Term() uint64 { return s.term.Load() }
 
 // SetTerm durably records the term.
 func (s *Store) SetTerm(term uint64) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	err := s.db.Update(func(txn *badger.Txn) error {
 		return txn.Set(metaTerm, encodeInt(int64(term)))
 	})
 	if err == nil {
+		err = s.syncLocked()
+	}
+	if err == nil {
 		s.term.Store(term)
 	}
 	return err
+}
+
+// syncLocked makes every committed write durable. Badger itself runs
+// without per-write syncs (it would also sync the value log on every
+// commit); the caller holds applyMu, so the active memtable's log, which
+// Badger syncs, holds every unsynced write.
+func (s *Store) syncLocked() error {
+	if s.noSync {
+		return nil
+	}
+	return s.db.Sync()
+}
+
+// writeLocked runs a Badger write under applyMu, for writers other than the
+// applier. It does not sync: what it writes becomes durable with the next
+// applied batch, in log order.
+func (s *Store) writeLocked(fn func() error) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	return fn()
 }
 
 // Close stops background work and closes Badger. It waits for a running
@@ -195,6 +262,8 @@ func (s *Store) SetTerm(term uint64) error {
 func (s *Store) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
+		close(s.trimStop)
+		<-s.trimDone
 		s.compactor.stop()
 		err = s.db.Close()
 	})

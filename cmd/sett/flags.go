@@ -21,6 +21,8 @@ type options struct {
 	logLevel   string
 	configFile string
 	version    bool
+	// memoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT).
+	memoryLimit int64
 	// ignored lists etcd flags that were set but mean nothing to sett.
 	ignored []string
 }
@@ -60,7 +62,7 @@ var etcdOnlyFlags = map[string]bool{
 	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false, "pre-vote": true,
 	"raft-read-timeout": false, "raft-write-timeout": false, "self-signed-cert-validity": false,
 	"snapshot-catchup-entries": false, "snapshot-count": false, "socket-reuse-address": true,
-	"socket-reuse-port": true, "strict-reconfig-check": true, "unsafe-no-fsync": true, "v2-deprecation": false,
+	"socket-reuse-port": true, "strict-reconfig-check": true, "v2-deprecation": false,
 	"wal-dir": false, "warning-apply-duration": false, "warning-unary-request-duration": false,
 	"watch-progress-notify-interval": false, "feature-gates": false,
 	"auto-tls": true, "peer-auto-tls": true, "cert-file": false, "key-file": false, "trusted-ca-file": false,
@@ -132,7 +134,9 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 
 	fs.Int64Var(&c.Storage.BlockCacheBytes, "storage-block-cache-bytes", c.Storage.BlockCacheBytes, "Badger block cache size in bytes (bounds read cache memory).")
 	fs.Int64Var(&c.Storage.IndexCacheBytes, "storage-index-cache-bytes", c.Storage.IndexCacheBytes, "Badger index and bloom filter cache size in bytes.")
-	fs.Int64Var(&c.Storage.MemTableBytes, "storage-memtable-bytes", c.Storage.MemTableBytes, "Badger memtable size in bytes; one revision's writes must fit in 15% of it.")
+	fs.Int64Var(&c.Storage.MemTableBytes, "storage-memtable-bytes", c.Storage.MemTableBytes, "Badger memtable size in bytes (each costs about 1.3x its size in memory).")
+	fs.BoolVar(&c.Storage.UnsafeNoSync, "unsafe-no-fsync", false, "Disables fsync, unsafe, will cause data loss.")
+	fs.Int64Var(&o.memoryLimit, "memory-limit-bytes", 256<<20, "Soft limit for the Go heap (as GOMEMLIMIT, which overrides it); the garbage collector works harder near it. 0 disables.")
 	fs.IntVar(&c.Storage.NumMemtables, "storage-memtables", c.Storage.NumMemtables, "Number of Badger memtables held in memory.")
 
 	names := make([]string, 0, len(etcdOnlyFlags))

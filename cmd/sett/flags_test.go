@@ -36,6 +36,9 @@ client-transport-security:
 			if !reflect.DeepEqual(o.cfg.ListenClientURLs, []string{"http://localhost:2379"}) {
 				t.Fatal(o.cfg.ListenClientURLs)
 			}
+			if o.cfg.Storage.UnsafeNoSync {
+				t.Fatal("fsync is off by default")
+			}
 		}},
 		{name: "etcd flags", args: []string{"--name=n1", "--data-dir", "/d", "--listen-client-urls=http://127.0.0.1:1,http://127.0.0.1:2",
 			"--max-txn-ops=10", "--max-request-bytes=100", "--initial-cluster=n1=http://127.0.0.1:3", "--initial-cluster-state=existing"},
@@ -66,6 +69,11 @@ client-transport-security:
 					t.Fatalf("%+v", c)
 				}
 			}},
+		{name: "unsafe-no-fsync", args: []string{"--unsafe-no-fsync"}, check: func(t *testing.T, o *options) {
+			if !o.cfg.Storage.UnsafeNoSync {
+				t.Fatal("--unsafe-no-fsync ignored")
+			}
+		}},
 		{name: "unknown flag", args: []string{"--no-such-flag"}, wantErr: true},
 		{name: "stray argument", args: []string{"extra"}, wantErr: true},
 		{name: "bad number", args: []string{"--max-txn-ops=many"}, wantErr: true},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -40,6 +41,9 @@ func run(args []string) int {
 	if o.version {
 		fmt.Printf("sett Version: %s\netcd API Version: %s\n", Version, APIVersion)
 		return 0
+	}
+	if os.Getenv("GOMEMLIMIT") == "" && o.memoryLimit > 0 {
+		debug.SetMemoryLimit(o.memoryLimit)
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(o.logLevel)}))
 	for _, name := range o.ignored {

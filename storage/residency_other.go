@@ -1,0 +1,5 @@
+//go:build !linux
+
+package storage
+
+func trimTableResidency(dir string) (int64, error) { return 0, nil }
