@@ -124,6 +124,9 @@ type batch struct {
 
 	// chunked lets one revision span several Badger transactions.
 	chunked bool
+	// valueLog is set when a value long enough for Badger's value log was
+	// written, which then needs syncing too.
+	valueLog bool
 
 	results     []Result
 	revs        []Revision
@@ -131,7 +134,8 @@ type batch struct {
 }
 
 func (b *batch) writer() *revWriter {
-	return &revWriter{v: view{b.txn}, begin: b.rev, compact: b.compact, leases: b.leases, spill: b.spill}
+	return &revWriter{v: view{b.txn}, begin: b.rev, compact: b.compact, leases: b.leases, spill: b.spill,
+		valueThreshold: b.s.valueThreshold, valueLog: &b.valueLog}
 }
 
 // finish seals w's revision: a command that changed nothing does not
@@ -284,7 +288,7 @@ func (b *batch) commit(index uint64) error {
 	if err := b.txn.Commit(); err != nil {
 		return err
 	}
-	if err := b.s.syncLocked(); err != nil {
+	if err := b.s.syncLocked(b.valueLog); err != nil {
 		return err
 	}
 	s := b.s

@@ -78,7 +78,7 @@ func (s *Store) rollbackPending() error {
 	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Delete(metaPending) }); err != nil {
 		return err
 	}
-	return s.syncLocked()
+	return s.syncLocked(true)
 }
 
 type change struct {

@@ -24,6 +24,9 @@ type revWriter struct {
 	// when one revision outgrows a Badger transaction; it refuses outside
 	// a chunked batch.
 	spill func() (*badger.Txn, error)
+	// valueLog is set when a value of at least valueThreshold is written.
+	valueThreshold int64
+	valueLog       *bool
 
 	events []*mvccpb.Event
 }
@@ -42,6 +45,9 @@ func (w *revWriter) cur() int64 {
 func (w *revWriter) committedRev() int64 { return w.cur() }
 
 func (w *revWriter) set(key, value []byte) error {
+	if w.valueLog != nil && int64(len(value)) >= w.valueThreshold {
+		*w.valueLog = true
+	}
 	return w.write(func(txn *badger.Txn) error { return txn.SetEntry(badger.NewEntry(key, value)) })
 }
 

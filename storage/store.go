@@ -74,6 +74,10 @@ type Store struct {
 	// write may rotate the memtable between a commit and its sync.
 	applyMu sync.Mutex
 	noSync  bool
+	wal     *walSyncer
+	// valueThreshold: values at least this long go to Badger's value log,
+	// which then needs syncing too.
+	valueThreshold int64
 
 	compactor compactor
 	trimStop  chan struct{}
@@ -123,7 +127,11 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: opts.Logger, noSync: opts.UnsafeNoSync}
+	s := &Store{db: db, log: opts.Logger, noSync: opts.UnsafeNoSync, valueThreshold: bo.ValueThreshold}
+	if s.wal, err = newWALSyncer(opts.Dir); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if err := s.rollbackPending(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("roll back incomplete revision: %w", err)
@@ -229,7 +237,7 @@ func (s *Store) SetTerm(term uint64) error {
 		return txn.Set(metaTerm, encodeInt(int64(term)))
 	})
 	if err == nil {
-		err = s.syncLocked()
+		err = s.syncLocked(false)
 	}
 	if err == nil {
 		s.term.Store(term)
@@ -237,15 +245,20 @@ func (s *Store) SetTerm(term uint64) error {
 	return err
 }
 
-// syncLocked makes every committed write durable. Badger itself runs
-// without per-write syncs (it would also sync the value log on every
-// commit); the caller holds applyMu, so the active memtable's log, which
-// Badger syncs, holds every unsynced write.
-func (s *Store) syncLocked() error {
+// syncLocked makes every committed write durable; valueLog says whether
+// a value may have gone to Badger's value log since the last sync. Badger
+// itself runs without per-write syncs; the caller holds applyMu, so the
+// memtable logs the walSyncer follows hold every unsynced write.
+func (s *Store) syncLocked(valueLog bool) error {
 	if s.noSync {
 		return nil
 	}
-	return s.db.Sync()
+	if valueLog {
+		if err := s.db.Sync(); err != nil {
+			return err
+		}
+	}
+	return s.wal.sync()
 }
 
 // writeLocked runs a Badger write under applyMu, for writers other than the
@@ -265,6 +278,7 @@ func (s *Store) Close() error {
 		close(s.trimStop)
 		<-s.trimDone
 		s.compactor.stop()
+		s.wal.close()
 		err = s.db.Close()
 	})
 	return err
