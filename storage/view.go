@@ -60,9 +60,24 @@ func (v view) resolve(key []byte, cur *record, rev int64) (*record, error) {
 	return v.historyAt(key, rev)
 }
 
-// historyAt finds key's newest change at or below rev in the history index
-// and reads it from the revision tree.
+// historyAt is key's live record at rev from the history index, or nil.
 func (v view) historyAt(key []byte, rev int64) (*record, error) {
+	r, err := v.history(key, rev)
+	if r == nil || err != nil || r.deleted {
+		return nil, err
+	}
+	return r, nil
+}
+
+// historyBefore is key's newest record (live or tombstone) below rev, or
+// nil when compaction or creation leaves none.
+func (v view) historyBefore(key []byte, rev int64) (*record, error) {
+	return v.history(key, rev-1)
+}
+
+// history finds key's newest change at or below rev in the history index
+// and reads it, tombstones included, from the revision tree.
+func (v view) history(key []byte, rev int64) (*record, error) {
 	prefix := historyPrefix(key)
 	opts := badger.DefaultIteratorOptions
 	opts.PrefetchValues = false
@@ -95,10 +110,7 @@ func (v view) historyAt(key []byte, rev int64) (*record, error) {
 		return nil, err
 	}
 	_, r, err := decodeEvent(b)
-	if err != nil || r.deleted {
-		return nil, err
-	}
-	return &r, nil
+	return &r, err
 }
 
 // scan visits, in key order, every key in [key, end) live at rev; end nil
