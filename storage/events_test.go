@@ -4,9 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/golang/protobuf/proto"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
-	"github.com/golang/protobuf/proto"
 )
 
 // Replay yields exactly what the write path produced, revision by
