@@ -16,6 +16,7 @@ build:
 	$(GO) build -o bin/sett ./cmd/sett
 
 include mk/tools.mk
+include mk/e2e.mk
 
 vet:
 	$(GO) vet ./...
