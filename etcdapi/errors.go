@@ -31,6 +31,10 @@ func toGRPC(err error) error {
 		return rpctypes.ErrGRPCLeaseNotFound
 	case errors.Is(err, storage.ErrLeaseExists):
 		return rpctypes.ErrGRPCLeaseExist
+	case errors.Is(err, storage.ErrNoSpace):
+		return rpctypes.ErrGRPCNoSpace
+	case errors.Is(err, storage.ErrCorrupt):
+		return rpctypes.ErrGRPCCorrupt
 	case errors.Is(err, storage.ErrTooLarge):
 		return rpctypes.ErrGRPCRequestTooLarge
 	case errors.Is(err, replication.ErrStopped):

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 
@@ -30,6 +32,10 @@ type Local struct {
 	store    *storage.Store
 	log      *slog.Logger
 	observer ApplyObserver
+
+	// commitObserver, if set, gets each group commit's duration (apply,
+	// write and fsync).
+	commitObserver atomic.Pointer[func(time.Duration)]
 
 	propc chan *proposal
 	stopc chan struct{}
@@ -85,6 +91,9 @@ func (l *Local) Propose(ctx context.Context, req *pb.InternalRaftRequest) (stora
 	}
 }
 
+// ObserveCommits reports every group commit's duration to fn.
+func (l *Local) ObserveCommits(fn func(time.Duration)) { l.commitObserver.Store(&fn) }
+
 // Term is the current term; a single member is always its leader.
 func (l *Local) Term() uint64 { return l.store.Term() }
 
@@ -121,7 +130,11 @@ func (l *Local) run() {
 			next++
 			entries = append(entries, storage.Entry{Index: next, Req: p.req})
 		}
+		start := time.Now()
 		results, revs, err := l.store.Apply(entries)
+		if fn := l.commitObserver.Load(); fn != nil && err == nil {
+			(*fn)(time.Since(start))
+		}
 		if err != nil {
 			// A storage failure leaves nothing applied; the server cannot
 			// go on serving writes it cannot persist.

@@ -4,14 +4,11 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -19,8 +16,10 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/sett-dev/sett/etcdapi"
+	"github.com/sett-dev/sett/lease"
 	"github.com/sett-dev/sett/replication"
 	"github.com/sett-dev/sett/storage"
+	"github.com/sett-dev/sett/watchhub"
 )
 
 // Config is a member's configuration, named after etcd's flags.
@@ -40,6 +39,22 @@ type Config struct {
 	GRPCKeepAliveMinTime     time.Duration
 	GRPCKeepAliveInterval    time.Duration
 	GRPCKeepAliveTimeout     time.Duration
+
+	// WatchProgressNotifyInterval is etcd's --watch-progress-notify-interval
+	// (0: etcd's default, 10 minutes).
+	WatchProgressNotifyInterval time.Duration
+
+	// ListenMetricsURLs serve /metrics and the health endpoints (etcd's
+	// --listen-metrics-urls). ClientTLS and PeerTLS are etcd's TLS flags of
+	// each side (the peer ones are kept for when sett replicates); TLS
+	// holds the flags both share.
+	ListenMetricsURLs []string
+	// ListenClientHTTPURLs serve etcd's HTTP endpoints apart from gRPC,
+	// which the client URLs then serve alone.
+	ListenClientHTTPURLs []string
+	ClientTLS            TLSInfo
+	PeerTLS              TLSInfo
+	TLS                  TLSOptions
 
 	Storage storage.Options
 	Logger  *slog.Logger
@@ -69,6 +84,9 @@ type Server struct {
 	log       *slog.Logger
 	store     *storage.Store
 	local     *replication.Local
+	hub       *watchhub.Hub
+	lessor    *lease.Lessor
+	front     *frontend
 	grpc      *grpc.Server
 	listeners []net.Listener
 	errc      chan error
@@ -100,7 +118,9 @@ func Start(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.store = store
-	s.local, err = replication.NewLocal(store, cfg.Logger, nil)
+	// The watch hub sees every revision committed from here on.
+	s.hub = watchhub.New(store, watchhub.Config{ProgressInterval: cfg.WatchProgressNotifyInterval, Logger: cfg.Logger})
+	s.local, err = replication.NewLocal(store, cfg.Logger, s.hub.Notify)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -112,10 +132,25 @@ func Start(cfg Config) (*Server, error) {
 		MaxTxnOps:       cfg.MaxTxnOps,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 	}, store, s.local)
+	// The lessor follows storage's grants and revokes from here on, and
+	// runs expiry and checkpoints (a single member always leads).
+	if s.lessor, err = lease.New(lease.Config{Logger: cfg.Logger}, store); err != nil {
+		s.local.Stop()
+		store.Close()
+		return nil, err
+	}
+	s.lessor.Start(api.LeaseProposer())
+	if s.front, err = newFrontend(cfg, store, s.MemberID); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.local.ObserveCommits(s.Metrics().ObserveCommit)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+etcdapi.GRPCOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
 		grpc.MaxConcurrentStreams(math.MaxUint32),
+		s.front.unaryInterceptors(api),
+		s.front.streamInterceptors(),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
 			MinTime:             cfg.GRPCKeepAliveMinTime,
 			PermitWithoutStream: false,
@@ -126,45 +161,27 @@ func Start(cfg Config) (*Server, error) {
 		}),
 	)
 	pb.RegisterKVServer(s.grpc, api.KV())
-	pb.RegisterLeaseServer(s.grpc, api.Lease())
+	pb.RegisterWatchServer(s.grpc, api.Watch(s.hub, cfg.Logger))
+	pb.RegisterLeaseServer(s.grpc, api.LeaseWith(s.lessor))
+	s.front.register(s.grpc, api)
 
 	for _, u := range cfg.ListenClientURLs {
-		l, err := listen(u)
+		l, err := s.front.serveClient(u, s.grpc, s.errc)
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		s.listeners = append(s.listeners, l)
-		go func() {
-			if err := s.grpc.Serve(l); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-				s.errc <- err
-			}
-		}()
 		s.log.Info("serving client traffic", "address", l.Addr().String(), "url", u)
+	}
+	if err := s.front.serveHTTPOnly(s.errc); err != nil {
+		s.Close()
+		return nil, err
 	}
 	s.log.Info("sett member ready", "name", cfg.Name, "data-dir", cfg.DataDir,
 		"member-id", fmt.Sprintf("%x", s.MemberID), "cluster-id", fmt.Sprintf("%x", s.ClusterID),
 		"revision", store.Rev())
 	return s, nil
-}
-
-// listen opens a client URL: http://host:port or unix://path.
-func listen(raw string) (net.Listener, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, fmt.Errorf("invalid listen URL %q: %w", raw, err)
-	}
-	switch u.Scheme {
-	case "http", "https":
-		if u.Scheme == "https" {
-			return nil, fmt.Errorf("listen URL %q: TLS is not supported yet", raw)
-		}
-		return net.Listen("tcp", u.Host)
-	case "unix", "unixs":
-		return net.Listen("unix", strings.TrimPrefix(raw, u.Scheme+"://"))
-	default:
-		return nil, fmt.Errorf("listen URL %q: unsupported scheme %q", raw, u.Scheme)
-	}
 }
 
 // Addrs are the addresses the client listeners are bound to.
@@ -188,6 +205,17 @@ func (s *Server) Close() error { return s.Shutdown(context.Background()) }
 
 // Shutdown is Close bounded by ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Stopping the lessor first ends keep-alive streams, which would
+	// otherwise hold up the graceful stop.
+	if s.lessor != nil {
+		s.lessor.Stop()
+	}
+	// Closing the watch hub ends watch streams (etcdserver: server
+	// stopped), which would otherwise hold up the graceful stop.
+	if s.hub != nil {
+		s.hub.Close()
+	}
+	s.front.shutdown(ctx)
 	if s.grpc != nil {
 		done := make(chan struct{})
 		go func() { s.grpc.GracefulStop(); close(done) }()

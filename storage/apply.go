@@ -151,6 +151,9 @@ func (b *batch) finish(w *revWriter) {
 // is for storage failures (including ErrTxnTooBig).
 func (b *batch) apply(req *pb.InternalRaftRequest) (Result, error) {
 	ctx := context.Background()
+	if err := b.capped(req); err != nil {
+		return Result{Err: err}, nil
+	}
 	cmdErr := func(resp any, err error) (Result, error) {
 		if err == nil {
 			return Result{Resp: resp}, nil
@@ -201,7 +204,7 @@ func (b *batch) apply(req *pb.InternalRaftRequest) (Result, error) {
 }
 
 func isCommandError(err error) bool {
-	for _, e := range []error{ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrLeaseExists, ErrTooLarge} {
+	for _, e := range []error{ErrCompacted, ErrFutureRev, ErrKeyNotFound, ErrLeaseNotFound, ErrLeaseExists, ErrTooLarge, ErrNoSpace, ErrCorrupt} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -247,6 +250,9 @@ func (b *batch) leaseRevoke(ctx context.Context, r *pb.LeaseRevokeRequest) (Resu
 		if _, err := w.deleteRange(ctx, &pb.DeleteRangeRequest{Key: key}); err != nil {
 			return Result{}, err
 		}
+	}
+	if err := b.dropLeaseCheckpoint(r.ID); err != nil {
+		return Result{}, err
 	}
 	b.leases.pending[r.ID] = nil
 	b.finish(w)

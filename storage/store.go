@@ -66,7 +66,8 @@ type Store struct {
 	applied    atomic.Uint64
 	term       atomic.Uint64
 
-	leases *leaseSet
+	leases     *leaseSet
+	alarmState *alarmSet
 
 	// applyMu is held by every Badger write (the applier, the compactor,
 	// maintenance). Besides ordering them, it makes the applier's explicit
@@ -137,6 +138,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("roll back incomplete revision: %w", err)
 	}
 	if err := s.loadMeta(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if s.alarmState, err = loadAlarms(db); err != nil {
 		db.Close()
 		return nil, err
 	}

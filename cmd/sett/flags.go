@@ -57,20 +57,14 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
 	"experimental-watch-progress-notify-interval": false, "force-new-cluster": true,
 	"heartbeat-interval": false, "host-whitelist": false, "initial-election-tick-advance": true,
-	"listen-client-http-urls": false, "listen-metrics-urls": false, "log-format": false, "log-outputs": false,
+	"log-format": false, "log-outputs": false,
 	"log-rotation-config-json": false, "logger": false, "max-concurrent-streams": false, "max-learners": false,
 	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false, "pre-vote": true,
-	"raft-read-timeout": false, "raft-write-timeout": false, "self-signed-cert-validity": false,
+	"raft-read-timeout": false, "raft-write-timeout": false,
 	"snapshot-catchup-entries": false, "snapshot-count": false, "socket-reuse-address": true,
 	"socket-reuse-port": true, "strict-reconfig-check": true, "v2-deprecation": false,
 	"wal-dir": false, "warning-apply-duration": false, "warning-unary-request-duration": false,
 	"watch-progress-notify-interval": false, "feature-gates": false,
-	"auto-tls": true, "peer-auto-tls": true, "cert-file": false, "key-file": false, "trusted-ca-file": false,
-	"client-cert-auth": true, "client-crl-file": false, "client-cert-file": false, "client-key-file": false,
-	"peer-cert-file": false, "peer-key-file": false, "peer-trusted-ca-file": false, "peer-client-cert-auth": true,
-	"peer-crl-file": false, "peer-client-cert-file": false, "peer-client-key-file": false,
-	"peer-skip-client-san-verification": true, "tls-min-version": false, "tls-max-version": false,
-	"cipher-suites": false, "peer-cert-allowed-cn": false, "peer-cert-allowed-hostname": false,
 }
 
 type urlList struct{ v *[]string }
@@ -128,6 +122,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
+	addTLSFlags(fs, c)
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
@@ -148,6 +143,50 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 		fs.Var(ignoredFlag{name: n, isBool: etcdOnlyFlags[n], ignored: &o.ignored}, n, "etcd flag accepted for compatibility; ignored by sett.")
 	}
 	return fs
+}
+
+// addTLSFlags adds etcd's TLS and metrics-listener flags. The peer flags
+// are kept in the config for when sett replicates.
+func addTLSFlags(fs *flag.FlagSet, c *server.Config) {
+	fs.Var(urlList{&c.ListenMetricsURLs}, "listen-metrics-urls", "List of URLs to listen on for the /metrics and /health endpoints.")
+	fs.Var(urlList{&c.ListenClientHTTPURLs}, "listen-client-http-urls", "List of URLs to listen on for HTTP client traffic (health, version, metrics), apart from gRPC.")
+	for _, side := range []struct {
+		prefix, what, crl string
+		info              *server.TLSInfo
+	}{{"", "client server", "client-crl-file", &c.ClientTLS}, {"peer-", "peer server", "peer-crl-file", &c.PeerTLS}} {
+		p, w, i := side.prefix, side.what, side.info
+		fs.StringVar(&i.CertFile, p+"cert-file", "", "Path to the "+w+" TLS cert file.")
+		fs.StringVar(&i.KeyFile, p+"key-file", "", "Path to the "+w+" TLS key file.")
+		fs.StringVar(&i.TrustedCAFile, p+"trusted-ca-file", "", "Path to the "+w+" TLS trusted CA cert file.")
+		fs.BoolVar(&i.ClientCertAuth, p+"client-cert-auth", false, "Enable "+w+" client cert authentication.")
+		fs.StringVar(&i.CRLFile, side.crl, "", "Path to the "+w+" certificate revocation list file.")
+		fs.BoolVar(&i.AutoTLS, p+"auto-tls", false, w+" TLS using generated certificates.")
+		fs.StringVar(&i.ClientCertFile, p+"client-cert-file", "", "Path to an explicit cert file used when the "+w+" acts as a client.")
+		fs.StringVar(&i.ClientKeyFile, p+"client-key-file", "", "Path to an explicit key file used when the "+w+" acts as a client.")
+	}
+	fs.BoolVar(&c.PeerTLS.SkipClientSANVerify, "peer-skip-client-san-verification", false, "Skip verification of SAN field in client certificate for peer connections.")
+	fs.StringVar(&c.PeerTLS.AllowedCN, "peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication.")
+	fs.StringVar(&c.PeerTLS.AllowedHostname, "peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication.")
+	fs.StringVar(&c.TLS.MinVersion, "tls-min-version", "TLS1.2", "Minimum TLS version supported by the server (TLS1.2 or TLS1.3).")
+	fs.StringVar(&c.TLS.MaxVersion, "tls-max-version", "", "Maximum TLS version supported by the server (TLS1.2 or TLS1.3; empty: the newest).")
+	fs.Var(urlList{&c.TLS.CipherSuites}, "cipher-suites", "Comma-separated list of supported TLS cipher suites between client/server and peers (empty: Go's defaults).")
+	fs.UintVar(&c.TLS.SelfSignedCertValidity, "self-signed-cert-validity", 1, "The validity period of the client and peer certificates generated with --auto-tls, in years.")
+}
+
+// configSections maps the keys of etcd's nested YAML TLS sections to flags.
+var configSections = map[string]map[string]string{
+	"client-transport-security": {
+		"cert-file": "cert-file", "key-file": "key-file", "client-cert-file": "client-cert-file",
+		"client-key-file": "client-key-file", "client-cert-auth": "client-cert-auth",
+		"trusted-ca-file": "trusted-ca-file", "auto-tls": "auto-tls",
+	},
+	"peer-transport-security": {
+		"cert-file": "peer-cert-file", "key-file": "peer-key-file", "client-cert-file": "peer-client-cert-file",
+		"client-key-file": "peer-client-key-file", "client-cert-auth": "peer-client-cert-auth",
+		"trusted-ca-file": "peer-trusted-ca-file", "auto-tls": "peer-auto-tls",
+		"allowed-cn": "peer-cert-allowed-cn", "allowed-hostname": "peer-cert-allowed-hostname",
+		"skip-client-san-verification": "peer-skip-client-san-verification",
+	},
 }
 
 // parseOptions reads flags, then ETCD_* environment variables for flags not
@@ -198,6 +237,16 @@ func applyConfigFile(fs *flag.FlagSet, path string) error {
 	var m map[string]any
 	if err := yaml.Unmarshal(b, &m); err != nil {
 		return fmt.Errorf("parse config file %s: %w", path, err)
+	}
+	for section, keys := range configSections {
+		sub, _ := m[section].(map[string]any)
+		for k, v := range sub {
+			if name, ok := keys[k]; ok {
+				if _, set := m[name]; !set {
+					m[name] = v
+				}
+			}
+		}
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {

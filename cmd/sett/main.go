@@ -17,12 +17,7 @@ import (
 
 	"github.com/sett-dev/sett/server"
 	"github.com/sett-dev/sett/storage"
-)
-
-// Version is sett's own version; APIVersion is the etcd version it answers as.
-const (
-	Version    = "0.1.0"
-	APIVersion = "3.6.16"
+	"github.com/sett-dev/sett/version"
 )
 
 func main() {
@@ -30,6 +25,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "snapshot" {
+		return server.SnapshotCommand(args[1:], os.Stdout, os.Stderr)
+	}
 	o, err := parseOptions(args, os.Getenv, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -39,7 +37,7 @@ func run(args []string) int {
 		return 2
 	}
 	if o.version {
-		fmt.Printf("sett Version: %s\netcd API Version: %s\n", Version, APIVersion)
+		fmt.Printf("sett Version: %s\netcd API Version: %s\n", version.Sett, version.Server)
 		return 0
 	}
 	if os.Getenv("GOMEMLIMIT") == "" && o.memoryLimit > 0 {
