@@ -3,6 +3,7 @@ package etcdapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -112,7 +113,7 @@ func (w *Watch) recvLoop(stream pb.Watch_WatchServer, ws *watchhub.Stream) error
 			}
 		default:
 			// etcd ignores what it does not understand.
-			w.log.Debug("invalid watch request type received", "type", uv)
+			w.log.Debug("invalid watch request type received", "type", fmt.Sprintf("%T", req.RequestUnion))
 		}
 	}
 }

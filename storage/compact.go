@@ -120,16 +120,15 @@ func (s *Store) readMeta(key []byte, def int64) (int64, error) {
 	return v, err
 }
 
-// compactRange removes, for every key changed in revisions (from, to], all
+// compactRange removes, for every key changed in revisions [from, to], all
 // changes older than its newest change at or below to, that change too if it
-// is a deletion, and its tombstone in the current tree if it was deleted at
-// or below to. Each step is idempotent, so an interrupted run is simply
-// repeated.
+// is a deletion below to (a deletion at to stays replayable to watchers
+// starting at to, as in etcd), and its tombstone in the current tree if it
+// was deleted at or below to. Revision from is visited again because the
+// previous run kept its deletions. Each step is idempotent, so an
+// interrupted run is simply repeated.
 func (s *Store) compactRange(from, to int64, stop <-chan struct{}) error {
-	start := revisionKey(from+1, 0)
-	if from < 0 {
-		start = revisionKey(0, 0)
-	}
+	start := revisionKey(max(from, 0), 0)
 	end := revisionKey(to+1, 0)
 	for {
 		select {
@@ -250,8 +249,8 @@ func (s *Store) deleteKeys(keys [][]byte) error {
 
 // obsoleteHistory lists, for sorted keys, the history and revision-tree
 // entries compaction at rev removes: every change older than the newest
-// one at or below rev, and that one too when it is a deletion (the key is
-// then returned among tombstones).
+// one at or below rev, and that one too when it is a deletion below rev
+// (a key whose newest change is a deletion is returned among tombstones).
 func (s *Store) obsoleteHistory(keys [][]byte, rev int64) (victims, tombstones [][]byte, err error) {
 	err = s.db.View(func(txn *badger.Txn) error {
 		opts := badger.DefaultIteratorOptions
@@ -287,6 +286,9 @@ func (s *Store) obsoleteHistory(keys [][]byte, rev int64) (victims, tombstones [
 						continue // the version readable at rev
 					}
 					tombstones = append(tombstones, key)
+					if hrev == rev {
+						continue // a watcher starting at rev still sees it
+					}
 				}
 				victims = append(victims, item.KeyCopy(nil), rk)
 			}

@@ -16,7 +16,8 @@ import (
 // etcd's watch fills prev_kv. A from below the compaction point fails with
 // ErrCompacted.
 func (s *Store) Events(ctx context.Context, from, to int64, withPrev bool, fn func(Revision) bool) error {
-	cur, compact := s.rev.Load(), s.compactRev.Load()
+	cur, txn, compact := s.snapshot()
+	defer txn.Discard()
 	if to <= 0 || to > cur {
 		to = cur
 	}
@@ -26,8 +27,6 @@ func (s *Store) Events(ctx context.Context, from, to int64, withPrev bool, fn fu
 	if from > to {
 		return nil
 	}
-	txn := s.db.NewTransaction(false)
-	defer txn.Discard()
 	v := view{txn}
 	opts := badger.DefaultIteratorOptions
 	opts.Prefix = []byte{tagRevision}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/dgraph-io/badger/v4"
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
@@ -24,21 +25,28 @@ var (
 // snapshot. The header carries only the revision; the API layer fills the
 // rest.
 func (s *Store) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, error) {
-	// The revision is read before the snapshot is opened, so the snapshot
-	// holds at least that revision (see doc.go).
-	cur, compact := s.rev.Load(), s.compactRev.Load()
-	txn := s.db.NewTransaction(false)
+	cur, txn, compact := s.snapshot()
 	defer txn.Discard()
 	return rangeAt(ctx, view{txn}, r, cur, compact)
 }
 
 // TxnReadOnly runs a Txn whose branches hold only Ranges, without a write.
 func (s *Store) TxnReadOnly(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error) {
-	cur, compact := s.rev.Load(), s.compactRev.Load()
-	txn := s.db.NewTransaction(false)
+	cur, txn, compact := s.snapshot()
 	defer txn.Discard()
 	w := &revWriter{v: view{txn}, begin: cur, compact: compact, readOnly: true}
 	return w.txn(ctx, r)
+}
+
+// snapshot opens a read snapshot with the revision it holds and the
+// compaction point it may be read at. The revision is read before the
+// snapshot is opened, so the snapshot holds at least that revision; the
+// compaction point is read after, so that history the compactor removed
+// before the snapshot was opened is never taken for readable.
+func (s *Store) snapshot() (rev int64, txn *badger.Txn, compact int64) {
+	rev = s.rev.Load()
+	txn = s.db.NewTransaction(false)
+	return rev, txn, s.compactRev.Load()
 }
 
 // rangeAt executes a RangeRequest with etcd's rules for limit, count,

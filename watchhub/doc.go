@@ -37,13 +37,17 @@
 // # Progress
 //
 // RequestProgress (the whole stream, watch ID -1) answers only when every
-// watcher of the stream is live and past its start revision, as etcd's
-// progressAll. The answer must follow everything at or below its revision
-// and precede everything above it, on every watcher: a barrier marker is
-// put at the end of each watcher's queue; a watcher whose queue reaches it
-// pauses; when all have reached it the progress response is sent and they
-// resume. A watcher dropping its queue in the meantime voids that response
-// (the client asks again, as Kubernetes does every 100 ms).
+// watcher of the stream is live and the notified revision has reached its
+// start revision, as etcd's progressAll. The answer at revision R must
+// follow everything at or below R and precede everything above it, on
+// every watcher: a barrier marker goes at the end of each watcher's
+// queue, and a watcher whose queue reaches it pauses. The response also
+// holds its place among the control responses, so it follows the created
+// responses requested before it and precedes those requested after it (a
+// client hands it to every watcher it knows). When all markers are
+// reached it is sent and the watchers resume. A watcher dropping its queue
+// in the meantime voids it (the client asks again, as Kubernetes does
+// every 100 ms).
 //
 // Per-watcher progress_notify responses are queued like events every
 // Config.ProgressInterval (etcd's --watch-progress-notify-interval) for

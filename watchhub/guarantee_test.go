@@ -94,14 +94,7 @@ func TestGuaranteesRandomized(t *testing.T) {
 		defer wg.Done()
 		for !stop.Load() && e.store.Rev() < maxRevs {
 			time.Sleep(20 * time.Millisecond)
-			// Storage's compaction at C drops a deletion at C, which etcd
-			// keeps (a watch from C gets it): a storage bug reported
-			// separately. Compaction points here avoid revisions with
-			// deletions so that the test is about the hub.
 			c := e.store.Rev() - window
-			for c > 0 && hasDelete(e.revisions(), c) {
-				c--
-			}
 			if c > e.store.CompactRev() {
 				res, err := e.local.Propose(context.Background(), &pb.InternalRaftRequest{Compaction: &pb.CompactionRequest{Revision: c}})
 				if err == nil && res.Err != nil && res.Err != storage.ErrCompacted {
@@ -530,17 +523,4 @@ func (w *gWatcher) dump() string {
 		}
 	}
 	return b.String()
-}
-
-func hasDelete(hist []storage.Revision, rev int64) bool {
-	for i := len(hist) - 1; i >= 0 && hist[i].Rev >= rev; i-- {
-		if hist[i].Rev == rev {
-			for _, ev := range hist[i].Events {
-				if ev.Type == mvccpb.DELETE {
-					return true
-				}
-			}
-		}
-	}
-	return false
 }

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"sigs.k8s.io/yaml"
 
@@ -55,7 +56,7 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-peer-skip-client-san-verification": true, "experimental-snapshot-catchup-entries": false,
 	"experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
 	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
-	"experimental-watch-progress-notify-interval": false, "force-new-cluster": true,
+	"force-new-cluster": true,
 	"heartbeat-interval": false, "host-whitelist": false, "initial-election-tick-advance": true,
 	"log-format": false, "log-outputs": false,
 	"log-rotation-config-json": false, "logger": false, "max-concurrent-streams": false, "max-learners": false,
@@ -64,7 +65,7 @@ var etcdOnlyFlags = map[string]bool{
 	"snapshot-catchup-entries": false, "snapshot-count": false, "socket-reuse-address": true,
 	"socket-reuse-port": true, "strict-reconfig-check": true, "v2-deprecation": false,
 	"wal-dir": false, "warning-apply-duration": false, "warning-unary-request-duration": false,
-	"watch-progress-notify-interval": false, "feature-gates": false,
+	"feature-gates": false,
 }
 
 type urlList struct{ v *[]string }
@@ -123,6 +124,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
 	addTLSFlags(fs, c)
+	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "Duration of periodic watch progress notifications.")
+	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", 10*time.Minute, "Deprecated: use --watch-progress-notify-interval.")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
