@@ -56,7 +56,7 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-peer-skip-client-san-verification": true, "experimental-snapshot-catchup-entries": false,
 	"experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
 	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
-	"force-new-cluster": true,
+	"force-new-cluster":  true,
 	"heartbeat-interval": false, "host-whitelist": false, "initial-election-tick-advance": true,
 	"log-format": false, "log-outputs": false,
 	"log-rotation-config-json": false, "logger": false, "max-concurrent-streams": false, "max-learners": false,
