@@ -482,33 +482,7 @@ func TestEtcdctl(t *testing.T) {
 	for i, c := range etcdctlScript {
 		name := fmt.Sprintf("%03d %s", i, ctlCaseName(c))
 		ok := t.Run(name, func(t *testing.T) {
-			var (
-				wg   sync.WaitGroup
-				res  [2]etcdctlResult
-				errs [2]error
-			)
-			for j, s := range sides {
-				args, err := s.expand(c.args)
-				if err != nil {
-					t.Fatalf("%s: %v", s.name, err)
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					res[j], errs[j] = runEtcdctl(bin, s.endpoint, args, c.stdin)
-				}()
-			}
-			wg.Wait()
-			for j, s := range sides {
-				if errs[j] != nil {
-					t.Fatalf("%s: %v\n%s", s.name, errs[j], res[j])
-				}
-				if c.lease != "" {
-					if err := s.learnLease(c.lease, res[j]); err != nil {
-						t.Error(err)
-					}
-				}
-			}
+			res := runOnBoth(t, bin, sides, c)
 			got := [2]etcdctlResult{}
 			for j, s := range sides {
 				got[j] = etcdctlResult{
@@ -534,4 +508,38 @@ func TestEtcdctl(t *testing.T) {
 	if failed > 0 {
 		t.Logf("%d of %d etcdctl cases differ between etcd and sett", failed, len(etcdctlScript))
 	}
+}
+
+// runOnBoth runs one etcdctl case against every side at once, then lets
+// each side learn the lease IDs the case printed.
+func runOnBoth(t *testing.T, bin string, sides []*etcdctlSide, c etcdctlCase) [2]etcdctlResult {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		res  [2]etcdctlResult
+		errs [2]error
+	)
+	for j, s := range sides {
+		args, err := s.expand(c.args)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[j], errs[j] = runEtcdctl(bin, s.endpoint, args, c.stdin)
+		}()
+	}
+	wg.Wait()
+	for j, s := range sides {
+		if errs[j] != nil {
+			t.Fatalf("%s: %v\n%s", s.name, errs[j], res[j])
+		}
+		if c.lease != "" {
+			if err := s.learnLease(c.lease, res[j]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return res
 }

@@ -6,7 +6,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -169,33 +168,9 @@ func TestLeaseEtcdctl(t *testing.T) {
 		}
 		c := step.c
 		ok := t.Run(fmt.Sprintf("%03d %s", i, ctlCaseName(c)), func(t *testing.T) {
-			var (
-				wg   sync.WaitGroup
-				res  [2]etcdctlResult
-				errs [2]error
-			)
-			for j, s := range sides {
-				args, err := s.expand(c.args)
-				if err != nil {
-					t.Fatalf("%s: %v", s.name, err)
-				}
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					res[j], errs[j] = runEtcdctl(bin, s.endpoint, args, c.stdin)
-				}()
-			}
-			wg.Wait()
+			res := runOnBoth(t, bin, sides, c)
 			var got [2]etcdctlResult
 			for j, s := range sides {
-				if errs[j] != nil {
-					t.Fatalf("%s: %v\n%s", s.name, errs[j], res[j])
-				}
-				if c.lease != "" {
-					if err := s.learnLease(c.lease, res[j]); err != nil {
-						t.Fatal(err)
-					}
-				}
 				got[j] = etcdctlResult{
 					stdout: ctlSortKeys(s.normalize(res[j].stdout)),
 					stderr: s.normalize(res[j].stderr),

@@ -7,21 +7,10 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/sett-dev/sett/internal/testproc"
 	"github.com/sett-dev/sett/lease"
 )
-
-func dial(t *testing.T, p *testproc.Proc) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 func bg(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -47,7 +36,7 @@ func TestLeasesSurviveKillNine(t *testing.T) {
 		t.Skip("starts sett")
 	}
 	p := testproc.StartSett(t, testproc.Options{})
-	cli := dial(t, p)
+	cli := testproc.Client(t, p)
 	long, err := cli.Grant(bg(t), 60)
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +63,7 @@ func TestLeasesSurviveKillNine(t *testing.T) {
 
 	p.Restart(t)
 	restarted := time.Now()
-	cli = dial(t, p)
+	cli = testproc.Client(t, p)
 	r := timeToLive(t, cli, long.ID)
 	// 60 s + 1 s from the restart, read within a second or two.
 	if r.TTL < 58 || r.TTL > 60 || r.GrantedTTL != 60 || len(r.Keys) != 1 || string(r.Keys[0]) != "/r/long" {
@@ -126,7 +115,7 @@ func TestLeaseRestartFromCheckpoint(t *testing.T) {
 		t.Skip("starts sett")
 	}
 	p := testproc.StartSett(t, testproc.Options{Env: []string{lease.CheckpointIntervalEnv + "=1s"}})
-	cli := dial(t, p)
+	cli := testproc.Client(t, p)
 	l, err := cli.Grant(bg(t), 30)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +129,7 @@ func TestLeaseRestartFromCheckpoint(t *testing.T) {
 	p.Stop()
 	time.Sleep(3 * time.Second)
 	p.Restart(t)
-	cli = dial(t, p)
+	cli = testproc.Client(t, p)
 	r := timeToLive(t, cli, l.ID)
 	t.Logf("remaining TTL %d before the stop, %d after 3 s down and a restart", before, r.TTL)
 	// Last checkpoint 26 (at 4 s), + 1 s: 27, read a little later. Full

@@ -477,13 +477,26 @@ func (f *settingsAckFilter) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// prefixConn is a connection whose first bytes were already read.
+// prefixConn is a connection whose first bytes were already read: they
+// are replayed from r, then reads go straight to the connection.
 type prefixConn struct {
 	net.Conn
 	r io.Reader
 }
 
-func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *prefixConn) Read(p []byte) (int, error) {
+	if c.r != nil {
+		n, err := c.r.Read(p)
+		if n > 0 || err != io.EOF {
+			if br, ok := c.r.(*bufio.Reader); ok && err == nil && br.Buffered() == 0 {
+				c.r = nil // the sniffed prefix is consumed
+			}
+			return n, err
+		}
+		c.r = nil
+	}
+	return c.Conn.Read(p)
+}
 
 // chanListener is a net.Listener fed by a connMux.
 type chanListener struct {

@@ -10,20 +10,9 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/sett-dev/sett/internal/testproc"
 )
-
-func dial(t *testing.T, p *testproc.Proc) *clientv3.Client {
-	t.Helper()
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{p.ClientURL}, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
-}
 
 type ack struct {
 	value string
@@ -34,7 +23,7 @@ type ack struct {
 // at the revision it was acknowledged with, and revisions continue after it.
 func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 	p := testproc.StartSett(t, testproc.Options{})
-	cli := dial(t, p)
+	cli := testproc.Client(t, p)
 
 	var mu sync.Mutex
 	acked := map[string]ack{}
@@ -71,7 +60,7 @@ func TestKillNineLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 
 	p.Restart(t)
-	cli = dial(t, p)
+	cli = testproc.Client(t, p)
 	resp, err := cli.Get(context.Background(), "crash/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)
