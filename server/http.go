@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ type httpAPI struct {
 	store   *storage.Store
 	metrics *metrics.Metrics
 	log     *slog.Logger
+	pprof   bool // --enable-pprof: /debug/pprof, as etcd serves it
 }
 
 // clientHandler is what etcd serves next to gRPC on a client URL.
@@ -38,6 +40,13 @@ func (h *httpAPI) clientHandler() http.Handler {
 	mux.HandleFunc("/version", h.serveVersion)
 	mux.Handle("/metrics", h.metrics.Handler())
 	mux.Handle("/debug/vars", expvar.Handler())
+	if h.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	return accessController{mux}
 }
 

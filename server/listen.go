@@ -89,7 +89,7 @@ func newFrontend(cfg Config, store *storage.Store, memberID uint64) (*frontend, 
 			return out
 		},
 	})
-	f.http = &httpAPI{store: store, metrics: f.metrics, log: cfg.Logger}
+	f.http = &httpAPI{store: store, metrics: f.metrics, log: cfg.Logger, pprof: cfg.EnablePprof}
 	hosts := urlHosts(append(append([]string(nil), cfg.ListenClientURLs...), cfg.AdvertiseClientURLs...))
 	var err error
 	if f.clientTLS, err = serverTLSConfig(cfg.ClientTLS, cfg.TLS, cfg.DataDir, "client", hosts, cfg.Logger); err != nil {

@@ -50,3 +50,27 @@ func TestCommitDurationMetric(t *testing.T) {
 		t.Fatalf("%d commits observed, want at least 3", n)
 	}
 }
+
+// --enable-pprof serves Go's profiles on the client URL, as etcd does.
+func TestPprofEndpoint(t *testing.T) {
+	for _, enabled := range []bool{false, true} {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.ListenClientURLs = []string{"http://127.0.0.1:0"}
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		cfg.EnablePprof = enabled
+		s, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.Get("http://" + s.Addrs()[0].String() + "/debug/pprof/cmdline")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.StatusCode == http.StatusOK; got != enabled {
+			t.Errorf("pprof enabled=%v: status %d", enabled, resp.StatusCode)
+		}
+		s.Close()
+	}
+}

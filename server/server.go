@@ -36,6 +36,7 @@ type Config struct {
 	MaxTxnOps                int
 	MaxRequestBytes          int
 	QuotaBackendBytes        int64
+	EnablePprof              bool // serve /debug/pprof on the client URLs
 	GRPCKeepAliveMinTime     time.Duration
 	GRPCKeepAliveInterval    time.Duration
 	GRPCKeepAliveTimeout     time.Duration

@@ -44,7 +44,7 @@ var etcdOnlyFlags = map[string]bool{
 	"distributed-tracing-address": false, "distributed-tracing-instance-id": false,
 	"distributed-tracing-sampling-rate": false, "distributed-tracing-service-name": false,
 	"downgrade-check-time": false, "election-timeout": false, "enable-distributed-tracing": true,
-	"enable-grpc-gateway": true, "enable-log-rotation": true, "enable-pprof": true,
+	"enable-grpc-gateway": true, "enable-log-rotation": true,
 	"experimental-bootstrap-defrag-threshold-megabytes": false, "experimental-compact-hash-check-enabled": true,
 	"experimental-compact-hash-check-time": false, "experimental-compaction-batch-limit": false,
 	"experimental-compaction-sleep-interval": false, "experimental-corrupt-check-time": false,
@@ -126,6 +126,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	addTLSFlags(fs, c)
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "Duration of periodic watch progress notifications.")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", 10*time.Minute, "Deprecated: use --watch-progress-notify-interval.")
+	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")

@@ -50,9 +50,9 @@ client-transport-security:
 					t.Fatalf("%+v", c)
 				}
 			}},
-		{name: "etcd-only flags are accepted and reported", args: []string{"--snapshot-count=5", "--enable-pprof", "--heartbeat-interval", "100", "--name=x"},
+		{name: "etcd-only flags are accepted and reported", args: []string{"--snapshot-count=5", "--enable-grpc-gateway", "--heartbeat-interval", "100", "--name=x"},
 			check: func(t *testing.T, o *options) {
-				if !reflect.DeepEqual(o.ignored, []string{"snapshot-count", "enable-pprof", "heartbeat-interval"}) || o.cfg.Name != "x" {
+				if !reflect.DeepEqual(o.ignored, []string{"snapshot-count", "enable-grpc-gateway", "heartbeat-interval"}) || o.cfg.Name != "x" {
 					t.Fatalf("ignored %v name %q", o.ignored, o.cfg.Name)
 				}
 			}},
