@@ -149,16 +149,14 @@ func (m *SpaceMeter) refreshLocked() {
 // memtables (DropPrefix is Badger's only public way to force a flush).
 var defragMarker = []byte("m/defrag-flush")
 
-var defragMu sync.Mutex
-
 // Defragment gives back to the file system the space that compaction and
 // deletions freed: it flushes the memtables, compacts every LSM level into
 // one (dropping overwritten and deleted versions) and rewrites value-log
 // files that are mostly garbage. Writes wait while the memtables are
 // flushed; reads go on throughout.
 func (s *Store) Defragment(ctx context.Context) error {
-	defragMu.Lock()
-	defer defragMu.Unlock()
+	s.defragMu.Lock()
+	defer s.defragMu.Unlock()
 	if err := s.flushAndFlatten(ctx); err != nil {
 		return err
 	}

@@ -74,8 +74,10 @@ type Store struct {
 	// sync sound: Badger syncs only the active memtable's log, so no other
 	// write may rotate the memtable between a commit and its sync.
 	applyMu sync.Mutex
-	noSync  bool
-	wal     *walSyncer
+	// defragMu runs one defragmentation at a time.
+	defragMu sync.Mutex
+	noSync   bool
+	wal      *walSyncer
 	// valueThreshold: values at least this long go to Badger's value log,
 	// which then needs syncing too.
 	valueThreshold int64
