@@ -86,14 +86,17 @@ func TestLeasesSurviveKillNine(t *testing.T) {
 		if g.Count == 0 {
 			break
 		}
-		if time.Since(restarted) > 8*time.Second {
+		if time.Since(restarted) > 10*time.Second {
 			t.Fatal("short lease not expired after the restart")
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	gone := time.Since(restarted)
 	t.Logf("short lease (3 s, 1 s used before the crash) expired %v after the restart", gone)
-	if gone < 3500*time.Millisecond || gone > 5500*time.Millisecond {
+	// The lower bound shows the TTL was restored rather than spent at the
+	// restart; the upper one only that expiry happened, with room for a
+	// loaded two-core CI machine (other test packages run alongside).
+	if gone < 3500*time.Millisecond || gone > 7500*time.Millisecond {
 		t.Fatalf("short lease expired %v after the restart, want about 4 s (3 s + 1 s)", gone)
 	}
 	if g.Header.Revision != before+1 {
