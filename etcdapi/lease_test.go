@@ -213,9 +213,10 @@ func TestLeaseExpiryDeletesKeysOnTime(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	// etcd deletes within its 500 ms check interval after the TTL; sett
-	// at the expiry itself. Allow for the polling and a slow machine.
+	// at the expiry itself. The upper bound allows for the polling and a
+	// loaded two-core CI machine running other test packages alongside.
 	t.Logf("keys deleted %v after the grant (TTL %ds)", gone, ttl)
-	if gone < ttl*time.Second-100*time.Millisecond || gone > ttl*time.Second+700*time.Millisecond {
+	if gone < ttl*time.Second-100*time.Millisecond || gone > ttl*time.Second+expiryLag {
 		t.Fatalf("keys deleted %v after the grant, want about %ds", gone, ttl)
 	}
 	rev := deleteRevision(t, n, "/events/", 1000)
@@ -347,7 +348,7 @@ func TestLeaseKeepAliveClient(t *testing.T) {
 	}
 	gone := time.Since(lastRenew)
 	t.Logf("%d keep-alives over %v; key deleted %v after the last renewal", got, d, gone)
-	if gone < ttl*time.Second-200*time.Millisecond || gone > ttl*time.Second+700*time.Millisecond {
+	if gone < ttl*time.Second-200*time.Millisecond || gone > ttl*time.Second+expiryLag {
 		t.Fatalf("key deleted %v after the last renewal, want about %ds", gone, ttl)
 	}
 }
@@ -607,12 +608,12 @@ func TestLeaseRestartWithoutCheckpoint(t *testing.T) {
 		if _, c := count(t, n, "/short/", 0); c == 0 {
 			break
 		}
-		if time.Since(restarted) > 6*time.Second {
+		if time.Since(restarted) > 8*time.Second {
 			t.Fatal("short lease's keys not deleted after the restart")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if d := time.Since(restarted); d < 2900*time.Millisecond || d > 3700*time.Millisecond {
+	if d := time.Since(restarted); d < 2900*time.Millisecond || d > 3*time.Second+expiryLag {
 		t.Fatalf("short lease expired %v after the restart, want about 3 s", d)
 	}
 	deleteRevision(t, n, "/short/", 100)
@@ -672,3 +673,8 @@ func TestLeaseConcurrentGrantRevokeExpire(t *testing.T) {
 		t.Fatalf("%d keys left after expiry", c)
 	}
 }
+
+// expiryLag is how late an expiry may be observed: the lessor deletes at
+// the TTL, but the test polls, and a loaded CI machine delays timers,
+// proposals and fsyncs.
+const expiryLag = 2 * time.Second
