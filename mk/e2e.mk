@@ -23,3 +23,9 @@ $(E2E_BINS): bin/%: $(E2E_MODFILES)
 	cd e2e && $(E2E_GOENV) go build $(E2E_GOFLAGS) -o ../$@.tmp $(E2E_PKG_$*)
 	mv -f $@.tmp $@
 	@touch $@
+
+# e2e runs the Kubernetes tests in e2e/ against sett (not yet part of
+# `make test`: a cold kube-apiserver build takes about ten minutes here).
+.PHONY: e2e
+e2e: build bin/kube-apiserver
+	cd e2e && GOWORK=off go test -count=1 -timeout 20m -v ./...
