@@ -3,6 +3,8 @@
 #   make build   build bin/sett
 #   make test    build the reference etcd/etcdctl (cached in bin/), vet, run every test
 #   make bench   sett vs real etcd with etcd's benchmark tool, same run, same machine
+#   make fuzz-compat DURATION=10m   random differential testing against etcd
+#   make e2e     kube-apiserver on sett
 
 GO ?= go
 TEST_TIMEOUT ?= 25m
@@ -10,7 +12,7 @@ GOTESTFLAGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: build test vet fmt-check bench clean
+.PHONY: build test vet fmt-check bench fuzz-compat clean
 
 build:
 	$(GO) build -o bin/sett ./cmd/sett
@@ -28,6 +30,12 @@ fmt-check:
 # Tests that compare with real etcd build it first (bin/ is cached).
 test: bin/etcd bin/etcdctl fmt-check vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
+
+# Random operation sequences against real etcd for DURATION (SEED to start
+# from a given seed); a divergence is shrunk to its shortest failing prefix.
+DURATION ?= 5m
+fuzz-compat: bin/etcd
+	SETT_FUZZ_DURATION=$(DURATION) SETT_FUZZ_SEED=$(SEED) $(GO) test -tags fuzzcompat -count=1 -timeout 0 -run TestKVDiffFuzz -v ./compat/ 2>&1 | grep -E '^(=== RUN|--- FAIL|ok|FAIL|PASS)|fuzz_test|MISMATCH|seeds'
 
 bench: build bin/etcd bin/benchmark
 	./bench/run.sh
