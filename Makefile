@@ -12,7 +12,7 @@ GOTESTFLAGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: build test vet fmt-check bench fuzz-compat clean
+.PHONY: build test vet fmt-check bench fuzz-compat compat-table clean
 
 build:
 	$(GO) build -o bin/sett ./cmd/sett
@@ -36,6 +36,10 @@ test: bin/etcd bin/etcdctl fmt-check vet
 DURATION ?= 5m
 fuzz-compat: bin/etcd
 	SETT_FUZZ_DURATION=$(DURATION) SETT_FUZZ_SEED=$(SEED) $(GO) test -tags fuzzcompat -count=1 -timeout 0 -run TestKVDiffFuzz -v ./compat/ 2>&1 | grep -E '^(=== RUN|--- FAIL|ok|FAIL|PASS)|fuzz_test|MISMATCH|seeds'
+
+# The etcdctl compatibility matrix in compat/README.md.
+compat-table: bin/etcd bin/etcdctl
+	$(GO) test -count=1 -run 'Etcdctl' ./compat/ -compat.table=$(CURDIR)/compat/README.md
 
 bench: build bin/etcd bin/benchmark
 	./bench/run.sh

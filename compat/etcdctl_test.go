@@ -491,6 +491,7 @@ func TestEtcdctl(t *testing.T) {
 					code:   res[j].code,
 				}
 			}
+			recordCtl(c.args, got[0] == got[1])
 			if got[0] != got[1] {
 				a, b := got[0].String(), got[1].String()
 				if len(a)+len(b) > 8000 {

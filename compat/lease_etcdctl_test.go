@@ -178,6 +178,7 @@ func TestLeaseEtcdctl(t *testing.T) {
 				}
 			}
 			got[1].stdout = ctlAlignTTLs(got[0].stdout, got[1].stdout)
+			recordCtl(c.args, got[0] == got[1])
 			if got[0] != got[1] {
 				t.Errorf("etcdctl %s\n===== etcd =====\n%s===== sett =====\n%s", strings.Join(c.args, " "), got[0], got[1])
 			} else if *etcdctlDump {

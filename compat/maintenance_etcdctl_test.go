@@ -207,6 +207,7 @@ func TestMaintenanceEtcdctl(t *testing.T) {
 					code:   res[j].code,
 				}
 			}
+			recordCtl(c.args, got[0] == got[1])
 			if got[0] != got[1] {
 				t.Errorf("etcdctl %s\n===== etcd =====\n%s===== sett =====\n%s", strings.Join(c.args, " "), got[0], got[1])
 			} else if *etcdctlDump {
