@@ -469,14 +469,7 @@ func TestEtcdctl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and sett")
 	}
-	bin := testproc.EnsureBinary(t, "etcdctl")
-	etcd := testproc.StartEtcd(t, testproc.Options{})
-	sett := testproc.StartSett(t, testproc.Options{})
-
-	sides := []*etcdctlSide{
-		{name: "etcd", endpoint: etcd.ClientURL, hostPort: etcd.ClientAddr(), leases: map[string]int64{}},
-		{name: "sett", endpoint: sett.ClientURL, hostPort: sett.ClientAddr(), leases: map[string]int64{}},
-	}
+	bin, sides := startSides(t)
 
 	failed := 0
 	for i, c := range etcdctlScript {
@@ -543,4 +536,17 @@ func runOnBoth(t *testing.T, bin string, sides []*etcdctlSide, c etcdctlCase) [2
 		}
 	}
 	return res
+}
+
+// startSides starts a fresh etcd and sett and returns etcdctl and the two
+// sides to run it against.
+func startSides(t *testing.T) (string, []*etcdctlSide) {
+	t.Helper()
+	bin := testproc.EnsureBinary(t, "etcdctl")
+	etcd := testproc.StartEtcd(t, testproc.Options{})
+	sett := testproc.StartSett(t, testproc.Options{})
+	return bin, []*etcdctlSide{
+		{name: "etcd", endpoint: etcd.ClientURL, hostPort: etcd.ClientAddr(), leases: map[string]int64{}},
+		{name: "sett", endpoint: sett.ClientURL, hostPort: sett.ClientAddr(), leases: map[string]int64{}},
+	}
 }

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sett-dev/sett/internal/testproc"
 )
 
 // leaseCtlStep is one step of the etcdctl lease script: an etcdctl case
@@ -153,13 +151,7 @@ func TestLeaseEtcdctl(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and sett")
 	}
-	bin := testproc.EnsureBinary(t, "etcdctl")
-	etcd := testproc.StartEtcd(t, testproc.Options{})
-	sett := testproc.StartSett(t, testproc.Options{})
-	sides := []*etcdctlSide{
-		{name: "etcd", endpoint: etcd.ClientURL, hostPort: etcd.ClientAddr(), leases: map[string]int64{}},
-		{name: "sett", endpoint: sett.ClientURL, hostPort: sett.ClientAddr(), leases: map[string]int64{}},
-	}
+	bin, sides := startSides(t)
 	failed := 0
 	for i, step := range leaseEtcdctlScript {
 		if step.sleep > 0 {
