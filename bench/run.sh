@@ -20,6 +20,8 @@ OUT_DIR=${OUT_DIR:-$ROOT/bench/out}
 REPEAT=${REPEAT:-3}               # runs of every figure per server
 PUT1_TOTAL=${PUT1_TOTAL:-5000}    # puts with 1 client over 1 connection
 PUT100_TOTAL=${PUT100_TOTAL:-50000} # puts with 100 clients over 10 connections
+TXN_TOTAL=${TXN_TOTAL:-30000}       # txn-put and txn-mixed requests
+LEASE_TOTAL=${LEASE_TOTAL:-50000}   # lease keep-alive requests
 RANGE_TOTAL=${RANGE_TOTAL:-100000} # ranges (each consistency) with 100 clients over 10 connections
 if [[ ${BENCH_LONG:-0} == 1 ]]; then
 	KEYS=${KEYS:-1000000}
@@ -37,7 +39,7 @@ log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in REPEAT PUT1_TOTAL PUT100_TOTAL RANGE_TOTAL KEYS KEY_SIZE VAL_SIZE; do
+for v in REPEAT PUT1_TOTAL PUT100_TOTAL TXN_TOTAL LEASE_TOTAL RANGE_TOTAL KEYS KEY_SIZE VAL_SIZE; do
 	is_uint "${!v}" && (( ${!v} > 0 )) || die "$v must be a positive integer, got '${!v}'"
 done
 # The benchmark tool writes the key's index as a varint into the key.
@@ -275,6 +277,14 @@ run_figures() {
 		--clients=100 --conns=10 range "$RANGE_KEY" --consistency=s --total="$RANGE_TOTAL"
 	measure "range linearizable, 100 clients/10 conns" "$server" "$rep" \
 		--clients=100 --conns=10 range "$RANGE_KEY" --consistency=l --total="$RANGE_TOTAL"
+	measure "txn-put, 100 clients/10 conns" "$server" "$rep" \
+		--clients=100 --conns=10 txn-put --key-size="$KEY_SIZE" --val-size="$VAL_SIZE" \
+		--key-space-size=10000 --total="$TXN_TOTAL"
+	measure "txn-mixed (1 read : 1 write), 100 clients/10 conns" "$server" "$rep" \
+		--clients=100 --conns=10 txn-mixed --key-size="$KEY_SIZE" --val-size="$VAL_SIZE" \
+		--key-space-size=1000 --limit=10 --total="$TXN_TOTAL"
+	measure "lease keep-alive, 100 clients/10 conns" "$server" "$rep" \
+		--clients=100 --conns=10 lease-keepalive --total="$LEASE_TOTAL"
 	stop_server
 	rm -rf "$SERVER_DATA"
 }
@@ -302,7 +312,7 @@ run_load() {
 }
 
 # --- run ---------------------------------------------------------------------
-log "work dir $WORK; servers: ${SERVER_LIST[*]}; REPEAT=$REPEAT PUT1_TOTAL=$PUT1_TOTAL PUT100_TOTAL=$PUT100_TOTAL RANGE_TOTAL=$RANGE_TOTAL KEYS=$KEYS"
+log "work dir $WORK; servers: ${SERVER_LIST[*]}; REPEAT=$REPEAT PUT1_TOTAL=$PUT1_TOTAL PUT100_TOTAL=$PUT100_TOTAL TXN_TOTAL=$TXN_TOTAL LEASE_TOTAL=$LEASE_TOTAL RANGE_TOTAL=$RANGE_TOTAL KEYS=$KEYS"
 START=$SECONDS
 for ((rep = 1; rep <= REPEAT; rep++)); do
 	# Alternate which server goes first, so that neither always runs on a
@@ -405,7 +415,7 @@ if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null | head -n1) ]]; then se
 	echo
 	echo "Machine: $(nproc) CPUs${cpu_model:+ ($cpu_model)}, $mem_total RAM, $(uname -sr), $go_version"
 	echo "Servers: $etcd_version; sett $sett_rev. Both single-member, on 127.0.0.1, fresh data dirs in $(dirname "$WORK") ($data_fs), --log-level=$LOG_LEVEL."
-	echo "Settings: REPEAT=$REPEAT, key size $KEY_SIZE, value size $VAL_SIZE, PUT1_TOTAL=$PUT1_TOTAL, PUT100_TOTAL=$PUT100_TOTAL, RANGE_TOTAL=$RANGE_TOTAL, KEYS=$KEYS. Run took ${ELAPSED}s ($(date -u +%Y-%m-%dT%H:%MZ))."
+	echo "Settings: REPEAT=$REPEAT, key size $KEY_SIZE, value size $VAL_SIZE, PUT1_TOTAL=$PUT1_TOTAL, PUT100_TOTAL=$PUT100_TOTAL, TXN_TOTAL=$TXN_TOTAL, LEASE_TOTAL=$LEASE_TOTAL, RANGE_TOTAL=$RANGE_TOTAL, KEYS=$KEYS. Run took ${ELAPSED}s ($(date -u +%Y-%m-%dT%H:%MZ))."
 	echo "Ratio = median of ${SERVER_LIST[*]:1} / median of $BASE: above 1 is better for req/s, below 1 is better for latency, memory and disk."
 } >>"$MD"
 

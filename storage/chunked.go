@@ -139,8 +139,8 @@ func (s *Store) undoChanges(rev int64, changes []change) error {
 		case prev == nil:
 			ops = append(ops, func(t *badger.Txn) error { return t.Delete(currentKey(c.key)) })
 		default:
-			enc := prev.encode()
-			ops = append(ops, func(t *badger.Txn) error { return t.Set(currentKey(c.key), enc) })
+			restored := currentEntry(c.key, prev)
+			ops = append(ops, func(t *badger.Txn) error { return t.SetEntry(restored) })
 			if !prev.deleted && prev.lease != 0 {
 				lease := prev.lease
 				ops = append(ops, func(t *badger.Txn) error { return t.Set(attachedKey(lease, c.key), nil) })

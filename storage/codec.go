@@ -5,6 +5,8 @@ import (
 	"errors"
 	"math"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"go.etcd.io/etcd/api/v3/mvccpb"
 )
 
@@ -27,6 +29,19 @@ var (
 )
 
 var errCorrupt = errors.New("storage: corrupt record")
+
+// metaTombstone marks a current-tree tombstone in Badger's per-key user
+// meta byte, so that keys can be counted without reading their records.
+const metaTombstone byte = 1
+
+// currentEntry is key's current-tree entry for rec.
+func currentEntry(key []byte, rec *record) *badger.Entry {
+	e := badger.NewEntry(currentKey(key), rec.encode())
+	if rec.deleted {
+		e = e.WithMeta(metaTombstone)
+	}
+	return e
+}
 
 func currentKey(key []byte) []byte {
 	b := make([]byte, 1+len(key))

@@ -204,7 +204,17 @@ func TestModelRandomized(t *testing.T) {
 					case 2:
 						end = []byte{0}
 					}
-					resp, err := s.Range(ctx, &pb.RangeRequest{Key: []byte(k), RangeEnd: end, Revision: rev})
+					if rng.Intn(2) == 0 {
+						rev = m.rev // the head: counting reads no records
+					}
+					req := &pb.RangeRequest{Key: []byte(k), RangeEnd: end, Revision: rev}
+					switch rng.Intn(4) {
+					case 0:
+						req.Limit = 1 + rng.Int63n(3)
+					case 1:
+						req.CountOnly = true
+					}
+					resp, err := s.Range(ctx, req)
 					if err != nil {
 						t.Fatalf("range at %d: %v", rev, err)
 					}
@@ -213,8 +223,19 @@ func TestModelRandomized(t *testing.T) {
 						mend = "\xff\xff\xff\xff"
 					}
 					want := m.rangeAt(k, mend, rev)
-					if len(resp.Kvs) != len(want) || resp.Count != int64(len(want)) {
-						t.Fatalf("step %d range %q-%q at %d: got %d kvs (count %d), want %d", step, k, end, rev, len(resp.Kvs), resp.Count, len(want))
+					if resp.Count != int64(len(want)) {
+						t.Fatalf("step %d range %q-%q at %d (%v): count %d, want %d", step, k, end, rev, req, resp.Count, len(want))
+					}
+					if req.CountOnly {
+						want = nil
+					} else if req.Limit > 0 && int64(len(want)) > req.Limit {
+						want = want[:req.Limit]
+						if !resp.More {
+							t.Fatalf("step %d: more not set", step)
+						}
+					}
+					if len(resp.Kvs) != len(want) {
+						t.Fatalf("step %d range %q-%q at %d (%v): got %d kvs, want %d", step, k, end, rev, req, len(resp.Kvs), len(want))
 					}
 					for i := range want {
 						if !proto.Equal(&want[i], resp.Kvs[i]) {

@@ -76,21 +76,37 @@ func rangeAt(ctx context.Context, v view, r *pb.RangeRequest, cur, compact int64
 
 	var kvs []*mvccpb.KeyValue
 	var count int64
-	err := v.scan(r.Key, gteRange(r.RangeEnd), rev, func(key []byte, rec *record) bool {
-		count++
-		if r.CountOnly || (limit > 0 && int64(len(kvs)) >= limit) {
-			return true
+	end := gteRange(r.RangeEnd)
+	if r.CountOnly {
+		n, err := v.countLive(r.Key, end, rev)
+		if err != nil {
+			return nil, err
 		}
-		kv := rec.keyValue(bytes.Clone(key))
-		kv.Value = bytes.Clone(rec.value)
-		kvs = append(kvs, kv)
-		if count&1023 == 0 && ctx.Err() != nil {
-			return false
+		count = n
+	} else {
+		// Collect up to the limit, then only count the rest.
+		var last []byte
+		err := v.scan(r.Key, end, rev, func(key []byte, rec *record) bool {
+			count++
+			kv := rec.keyValue(bytes.Clone(key))
+			kv.Value = bytes.Clone(rec.value)
+			kvs = append(kvs, kv)
+			if limit > 0 && int64(len(kvs)) >= limit {
+				last = kv.Key
+				return false
+			}
+			return count&1023 != 0 || ctx.Err() == nil
+		})
+		if err != nil {
+			return nil, err
 		}
-		return true
-	})
-	if err != nil {
-		return nil, err
+		if last != nil && end != nil {
+			rest, err := v.countLive(append(bytes.Clone(last), 0), end, rev)
+			if err != nil {
+				return nil, err
+			}
+			count += rest
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err

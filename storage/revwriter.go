@@ -122,7 +122,11 @@ func (w *revWriter) put(ctx context.Context, p *pb.PutRequest) (*pb.PutResponse,
 // change writes rec as key's newest record in all three trees.
 func (w *revWriter) change(key []byte, rec *record) error {
 	sub := int64(len(w.events))
-	if err := w.set(currentKey(key), rec.encode()); err != nil {
+	cur := currentEntry(key, rec)
+	if w.valueLog != nil && int64(len(cur.Value)) >= w.valueThreshold {
+		*w.valueLog = true
+	}
+	if err := w.write(func(txn *badger.Txn) error { return txn.SetEntry(cur) }); err != nil {
 		return err
 	}
 	if err := w.set(revisionKey(w.rev(), sub), encodeEvent(key, rec)); err != nil {
