@@ -267,7 +267,17 @@ func loadSnapshot(db *badger.DB, r *bufio.Reader) error {
 		if bytes.HasPrefix(k, alarmPrefix) || bytes.Equal(k, metaTerm) {
 			continue
 		}
-		if err := wb.Set(k, v); err != nil {
+		e := badger.NewEntry(k, v)
+		if len(k) > 0 && k[0] == tagCurrent {
+			// The current tree's tombstone mark lives in Badger's user
+			// meta, which the stream does not carry: derive it again.
+			rec, err := decodeRecord(v)
+			if err != nil {
+				return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+			}
+			e = currentEntry(k[1:], &rec)
+		}
+		if err := wb.SetEntry(e); err != nil {
 			return err
 		}
 	}
