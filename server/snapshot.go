@@ -53,9 +53,7 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	} else if fs.NArg() > 0 || file == "" {
+	if file = snapshotFile(fs, file); file == "" {
 		usage()
 		return 2
 	}
@@ -91,9 +89,7 @@ func snapshotStatus(args []string, stdout, stderr io.Writer, usage func()) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if file == "" && fs.NArg() == 1 {
-		file = fs.Arg(0)
-	} else if fs.NArg() > 0 || file == "" {
+	if file = snapshotFile(fs, file); file == "" {
 		usage()
 		return 2
 	}
@@ -134,4 +130,16 @@ func humanBytes(n int64) string {
 		return fmt.Sprintf("%.1f %s", f, units[i])
 	}
 	return fmt.Sprintf("%.0f %s", f, units[i])
+}
+
+// snapshotFile is the one snapshot file a subcommand takes, given before
+// its flags or as its only argument after them; "" when that is not so.
+func snapshotFile(fs *flag.FlagSet, before string) string {
+	switch {
+	case before != "" && fs.NArg() == 0:
+		return before
+	case before == "" && fs.NArg() == 1:
+		return fs.Arg(0)
+	}
+	return ""
 }

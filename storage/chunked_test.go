@@ -11,15 +11,7 @@ import (
 // A tiny memtable makes Badger's transaction limit about 150 KiB.
 func openTinyStore(t *testing.T, dir string) *Store {
 	t.Helper()
-	opts := DefaultOptions(dir)
-	opts.MemTableBytes = 1 << 20
-	opts.BlockCacheBytes = 1 << 20
-	opts.IndexCacheBytes = 1 << 20
-	s, err := Open(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return openStoreWith(t, dir, 1<<20)
 }
 
 func fill(t *testing.T, s *Store, n int, lease int64) {

@@ -85,10 +85,17 @@ func (m *model) rangeAt(key, end string, rev int64) []mvccpb.KeyValue {
 
 func openTestStore(t *testing.T, dir string) *Store {
 	t.Helper()
+	return openStoreWith(t, dir, 8<<20)
+}
+
+// openStoreWith opens a store with small caches and the given memtable
+// size (Badger's transaction limit is 15% of it).
+func openStoreWith(t *testing.T, dir string, memtable int64) *Store {
+	t.Helper()
 	opts := DefaultOptions(dir)
-	opts.BlockCacheBytes = 8 << 20
-	opts.IndexCacheBytes = 4 << 20
-	opts.MemTableBytes = 8 << 20
+	opts.MemTableBytes = memtable
+	opts.BlockCacheBytes = min(8<<20, memtable)
+	opts.IndexCacheBytes = min(4<<20, memtable)
 	s, err := Open(opts)
 	if err != nil {
 		t.Fatal(err)
