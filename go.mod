@@ -3,6 +3,7 @@ module github.com/sett-dev/sett
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/golang/protobuf v1.5.4
 	go.etcd.io/etcd/api/v3 v3.6.16

@@ -32,8 +32,14 @@ type Options struct {
 	// DataDir (--data-dir) is reused as given, e.g. another Proc's DataDir.
 	// Default: a new directory under t.TempDir().
 	DataDir string
-	// ClientPort and PeerPort on 127.0.0.1. Default: FreePort(t).
+	// ClientPort and PeerPort on Host. Default: FreePort(t).
 	ClientPort, PeerPort int
+	// Host is the IP address of the client and peer URLs. Default: 127.0.0.1.
+	Host string
+	// NetNS, if set, is a network namespace (as listed by `ip netns`) the
+	// server runs in, through `ip netns exec`; Host must be reachable from
+	// the test's own namespace.
+	NetNS string
 	// InitialCluster (--initial-cluster). Default: "<Name>=<PeerURL>".
 	InitialCluster string
 	// InitialClusterState (--initial-cluster-state), passed only if set.
@@ -61,8 +67,10 @@ type Proc struct {
 	Env        []string // full environment
 	ClientPort int
 	PeerPort   int
-	ClientURL  string // http://127.0.0.1:<ClientPort>
-	PeerURL    string // http://127.0.0.1:<PeerPort>
+	Host       string // IP address of the URLs, default 127.0.0.1
+	NetNS      string // network namespace the process runs in, if any
+	ClientURL  string // http://<Host>:<ClientPort>
+	PeerURL    string // http://<Host>:<PeerPort>
 	DataDir    string
 	LogPath    string // combined stdout/stderr of every run, appended
 
@@ -101,6 +109,8 @@ func start(t testing.TB, kind, binary string, opts Options) *Proc {
 		Binary:       binary,
 		ClientPort:   opts.ClientPort,
 		PeerPort:     opts.PeerPort,
+		Host:         opts.Host,
+		NetNS:        opts.NetNS,
 		DataDir:      opts.DataDir,
 		readyTimeout: opts.ReadyTimeout,
 		ready:        opts.Ready,
@@ -117,8 +127,11 @@ func start(t testing.TB, kind, binary string, opts Options) *Proc {
 	if p.readyTimeout <= 0 {
 		p.readyTimeout = DefaultReadyTimeout
 	}
-	p.ClientURL = "http://127.0.0.1:" + strconv.Itoa(p.ClientPort)
-	p.PeerURL = "http://127.0.0.1:" + strconv.Itoa(p.PeerPort)
+	if p.Host == "" {
+		p.Host = "127.0.0.1"
+	}
+	p.ClientURL = "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.ClientPort))
+	p.PeerURL = "http://" + net.JoinHostPort(p.Host, strconv.Itoa(p.PeerPort))
 
 	if p.DataDir == "" {
 		base := t.TempDir()
@@ -195,6 +208,11 @@ func (p *Proc) launch(t testing.TB) {
 	fmt.Fprintf(logf, "=== testproc %s run %d at %s: %s %s\n", p.Name, run,
 		time.Now().Format(time.RFC3339Nano), p.Binary, strings.Join(p.Args, " "))
 	cmd := exec.Command(p.Binary, p.Args...)
+	if p.NetNS != "" {
+		// ip execs the binary after entering the namespace: the pid is the
+		// server's, and Pdeathsig survives the exec.
+		cmd = exec.Command("ip", append([]string{"netns", "exec", p.NetNS, p.Binary}, p.Args...)...)
+	}
 	cmd.Env = p.Env
 	cmd.Stdout = logf
 	cmd.Stderr = logf
@@ -271,8 +289,8 @@ func (p *Proc) waitReady(done <-chan struct{}) error {
 	}
 }
 
-// ClientAddr returns "127.0.0.1:<ClientPort>" (a gRPC endpoint).
-func (p *Proc) ClientAddr() string { return "127.0.0.1:" + strconv.Itoa(p.ClientPort) }
+// ClientAddr returns "<Host>:<ClientPort>" (a gRPC endpoint).
+func (p *Proc) ClientAddr() string { return net.JoinHostPort(p.Host, strconv.Itoa(p.ClientPort)) }
 
 // Pid returns the process id of the current (or last) run.
 func (p *Proc) Pid() int {

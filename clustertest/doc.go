@@ -1,0 +1,12 @@
+// Package clustertest runs multi-member clusters of etcd or sett as
+// processes and checks them under faults: members killed with SIGKILL and
+// restarted, members added and removed, partitions between members (see
+// Netns), all under a concurrent client workload whose every operation is
+// recorded (History) and checked for linearizability with porcupine
+// (CheckLinearizable), while watchers on every member record what they are
+// sent and are checked against the cluster's final revision history
+// (CheckWatches).
+//
+// The same scenarios run against the reference etcd and against sett: both
+// take etcd's clustering flags, so a Kind differs only in its binary.
+package clustertest

@@ -1,0 +1,231 @@
+package clustertest
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+)
+
+// kindsUnderTest are the implementations every scenario runs against.
+var kindsUnderTest = []Kind{Etcd}
+
+// long reports whether SETT_LONG_TESTS=1 asks for longer runs.
+func long() bool { return os.Getenv("SETT_LONG_TESTS") == "1" }
+
+// scaled returns short, or long under SETT_LONG_TESTS=1.
+func scaled[T any](short, long_ T) T {
+	if long() {
+		return long_
+	}
+	return short
+}
+
+type scenario struct {
+	name   string
+	cfg    Config
+	shared int // workers using every member, besides one pinned to each
+	// faults runs while the workload does; every member it leaves in the
+	// cluster must be running and connected when it returns.
+	faults func(t *testing.T, r *Run)
+}
+
+var scenarios = []scenario{
+	{
+		name:   "replication-3",
+		cfg:    Config{Size: 3},
+		shared: 2,
+		faults: func(t *testing.T, r *Run) { r.Sleep(scaled(4*time.Second, 60*time.Second)) },
+	},
+	{
+		name:   "replication-5",
+		cfg:    Config{Size: 5},
+		shared: 1,
+		faults: func(t *testing.T, r *Run) { r.Sleep(scaled(4*time.Second, 60*time.Second)) },
+	},
+	{
+		name:   "leader-kill",
+		cfg:    Config{Size: 3},
+		shared: 2,
+		faults: leaderKill,
+	},
+	{
+		name:   "follower-snapshot-catch-up",
+		cfg:    Config{Size: 3, SnapshotCount: 100},
+		shared: 2,
+		faults: followerSnapshotCatchUp,
+	},
+	{
+		name:   "member-add-remove",
+		cfg:    Config{Size: 3},
+		shared: 2,
+		faults: memberAddRemove,
+	},
+	{
+		name:   "leader-partition",
+		cfg:    Config{Size: 3, Netns: true},
+		shared: 2,
+		faults: leaderPartition,
+	},
+	{
+		name:   "random-kill",
+		cfg:    Config{Size: 3},
+		shared: 2,
+		faults: randomKill,
+	},
+}
+
+// leaderKill kills the leader with SIGKILL under load: the others elect a
+// new one and keep committing; the old one restarts and rejoins.
+func leaderKill(t *testing.T, r *Run) {
+	for range scaled(2, 8) {
+		r.Sleep(time.Second)
+		old := r.C.Leader(r.Ctx)
+		r.C.Kill(old)
+		elected := r.C.LeaderAmong(r.Ctx, r.C.Members(), old)
+		t.Logf("killed leader %s; %s elected", old, elected)
+		expectProgress(t, r, elected, 2*time.Second)
+		r.C.Restart(old)
+		r.C.WaitHealthy(r.Ctx)
+	}
+}
+
+// followerSnapshotCatchUp stops a follower while more entries than the
+// leader keeps for slow followers are written: when it comes back it can
+// only be caught up by a snapshot.
+func followerSnapshotCatchUp(t *testing.T, r *Run) {
+	r.Sleep(time.Second)
+	leader := r.C.Leader(r.Ctx)
+	var follower *Member
+	for _, m := range r.C.Members() {
+		if m != leader {
+			follower = m
+			break
+		}
+	}
+	r.C.Kill(follower)
+	behind := int64(5 * r.C.cfg.SnapshotCount)
+	r.WaitRevision(r.C.CurrentRevision(r.Ctx)+behind, time.Minute)
+	r.C.Restart(follower)
+	r.C.WaitHealthy(r.Ctx)
+	// A linearizable read through the follower succeeded, so it has applied
+	// what it was sent; the snapshot counter is per run of the process.
+	got, err := r.C.Metric(r.Ctx, follower, "etcd_network_snapshot_receive_success")
+	if err != nil || got < 1 {
+		t.Errorf("%s was not caught up by a snapshot (etcd_network_snapshot_receive_success = %v, %v)", follower, got, err)
+	}
+	r.Sleep(time.Second)
+}
+
+// memberAddRemove changes the membership under load: a learner is added
+// and promoted, a voter is added, then a follower and the leader are
+// removed.
+func memberAddRemove(t *testing.T, r *Run) {
+	r.Sleep(time.Second)
+	learner := r.AddMember(true)
+	r.PromoteMember(learner)
+	r.Sleep(time.Second)
+	voter := r.AddMember(false)
+	r.Sleep(time.Second)
+	leader := r.C.Leader(r.Ctx)
+	for _, m := range r.C.Members() {
+		if m != leader && m != learner && m != voter {
+			r.RemoveMember(m)
+			break
+		}
+	}
+	r.Sleep(time.Second)
+	leader = r.C.Leader(r.Ctx)
+	r.RemoveMember(leader)
+	elected := r.C.Leader(r.Ctx)
+	t.Logf("removed leader %s; %s elected; members %v", leader, elected, r.C.Members())
+	expectProgress(t, r, elected, time.Second)
+	if n := len(r.C.Members()); n != 3 {
+		t.Errorf("%d members after adding 2 and removing 2 of 3", n)
+	}
+}
+
+// leaderPartition cuts the leader off from the other members: the majority
+// elects a new leader and keeps committing, a write through the old
+// leader does not succeed; after healing the old leader catches up.
+func leaderPartition(t *testing.T, r *Run) {
+	r.Sleep(time.Second)
+	old := r.C.Leader(r.Ctx)
+	var majority []*Member
+	for _, m := range r.C.Members() {
+		if m != old {
+			majority = append(majority, m)
+		}
+	}
+	r.C.Partition(old)
+	elected := r.C.LeaderAmong(r.Ctx, majority, old)
+	t.Logf("partitioned leader %s; %s elected", old, elected)
+	expectProgress(t, r, elected, 2*time.Second)
+	in := Input{Kind: OpPut, Key: 0, Value: "through-partitioned-leader"}
+	call := r.W.History.Call()
+	out := r.W.Do(r.pinned[old], in)
+	r.W.History.Record(int(r.W.ids.Add(1)), in, call, out)
+	if !out.Unknown {
+		t.Errorf("a put through the partitioned old leader %s succeeded at revision %d", old, out.Rev)
+	}
+	r.C.Heal()
+	r.C.WaitHealthy(r.Ctx)
+	r.Sleep(time.Second)
+}
+
+// randomKill kills any member with SIGKILL under load and restarts it.
+func randomKill(t *testing.T, r *Run) {
+	for range scaled(3, 12) {
+		r.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+		ms := r.C.Members()
+		m := ms[rand.IntN(len(ms))]
+		r.C.Kill(m)
+		t.Logf("killed %s", m)
+		r.Sleep(time.Duration(500+rand.IntN(1500)) * time.Millisecond)
+		r.C.Restart(m)
+		r.C.WaitHealthy(r.Ctx)
+	}
+}
+
+// expectProgress checks that writes commit through m within d.
+func expectProgress(t *testing.T, r *Run, m *Member, d time.Duration) {
+	t.Helper()
+	rev := func() int64 {
+		cli, err := r.C.memberClient(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := r.W.Do(cli, Input{Kind: OpGet})
+		if out.Unknown {
+			t.Errorf("linearizable read through %s failed", m)
+		}
+		return out.Rev
+	}
+	before := rev()
+	r.Sleep(d)
+	if after := rev(); after <= before {
+		t.Errorf("no write committed through %s in %v (revision %d)", m, d, after)
+	}
+}
+
+// TestCluster runs every scenario against every kind under test; each ends
+// with Run.Finish's checks.
+func TestCluster(t *testing.T) {
+	for _, kind := range kindsUnderTest {
+		t.Run(kind.Name, func(t *testing.T) {
+			for _, sc := range scenarios {
+				t.Run(sc.name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(t.Context(), scaled(4*time.Minute, 20*time.Minute))
+					defer cancel()
+					r := Begin(ctx, t, kind, sc.cfg, sc.shared)
+					sc.faults(t, r)
+					sum := r.Finish()
+					if sum.Ops.OK < 50 {
+						t.Errorf("only %v: too few to check anything", sum.Ops)
+					}
+				})
+			}
+		})
+	}
+}
