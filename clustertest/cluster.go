@@ -371,23 +371,28 @@ func (c *Cluster) memberList(ctx context.Context) *clientv3.MemberListResponse {
 	return resp
 }
 
-// retry runs op with a client of the running members until it succeeds.
+// retry runs op until it succeeds, with the running members' clients in
+// turn (a member may be down, partitioned or removed meanwhile).
 func (c *Cluster) retry(ctx context.Context, what string, op func(context.Context, *clientv3.Client) error) {
 	c.t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	var running []*Member
-	for _, m := range c.Members() {
-		if m.Running() {
-			running = append(running, m)
+	for i := 0; ; i++ {
+		var running []*Member
+		for _, m := range c.Members() {
+			if m.Running() && !m.Learner {
+				running = append(running, m)
+			}
 		}
-	}
-	cli := c.NewClient(running...)
-	defer cli.Close()
-	for {
-		octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
-		err := op(octx, cli)
-		ocancel()
+		err := errors.New("no member running")
+		if len(running) > 0 {
+			var cli *clientv3.Client
+			if cli, err = c.memberClient(running[i%len(running)]); err == nil {
+				octx, ocancel := context.WithTimeout(ctx, 5*time.Second)
+				err = op(octx, cli)
+				ocancel()
+			}
+		}
 		if err == nil {
 			return
 		}
@@ -395,6 +400,46 @@ func (c *Cluster) retry(ctx context.Context, what string, op func(context.Contex
 		case <-ctx.Done():
 			c.t.Fatalf("clustertest: %s: %v", what, err)
 		case <-time.After(300 * time.Millisecond):
+		}
+	}
+}
+
+// CheckMemberList checks that every running member's member list names
+// exactly the members not removed, with their IDs, learner flags and peer
+// URLs (waiting a while for members still applying a change).
+func (c *Cluster) CheckMemberList(ctx context.Context) {
+	c.t.Helper()
+	want := map[uint64]string{}
+	for _, m := range c.Members() {
+		want[m.ID] = fmt.Sprintf("%s learner=%v %s", m.Name, m.Learner, m.PeerURL())
+	}
+	for _, m := range c.Members() {
+		if !m.Running() || m.Learner {
+			continue
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			cli, err := c.memberClient(m)
+			if err != nil {
+				c.t.Fatalf("clustertest: %v", err)
+			}
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err := cli.MemberList(lctx)
+			cancel()
+			got := map[uint64]string{}
+			if err == nil {
+				for _, mm := range resp.Members {
+					got[mm.ID] = fmt.Sprintf("%s learner=%v %s", mm.Name, mm.IsLearner, strings.Join(mm.PeerURLs, ","))
+				}
+			}
+			if err == nil && fmt.Sprint(got) == fmt.Sprint(want) {
+				break
+			}
+			if time.Now().After(deadline) {
+				c.t.Errorf("clustertest: member list from %s: %v (error %v), want %v", m.Name, got, err, want)
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 }

@@ -23,9 +23,10 @@ func scaled[T any](short, long_ T) T {
 }
 
 type scenario struct {
-	name   string
-	cfg    Config
-	shared int // workers using every member, besides one pinned to each
+	name     string
+	longOnly bool // runs under SETT_LONG_TESTS=1 only
+	cfg      Config
+	shared   int // workers using every member, besides one pinned to each
 	// faults runs while the workload does; every member it leaves in the
 	// cluster must be running and connected when it returns.
 	faults func(t *testing.T, r *Run)
@@ -74,6 +75,20 @@ var scenarios = []scenario{
 		shared: 2,
 		faults: randomKill,
 	},
+	{
+		name:     "leader-partition-5",
+		longOnly: true,
+		cfg:      Config{Size: 5, Netns: true},
+		shared:   1,
+		faults:   leaderPartition,
+	},
+	{
+		name:     "random-kill-5",
+		longOnly: true,
+		cfg:      Config{Size: 5},
+		shared:   1,
+		faults:   randomKill,
+	},
 }
 
 // leaderKill kills the leader with SIGKILL under load: the others elect a
@@ -82,9 +97,20 @@ func leaderKill(t *testing.T, r *Run) {
 	for range scaled(2, 8) {
 		r.Sleep(time.Second)
 		old := r.C.Leader(r.Ctx)
+		before, err := r.C.Status(r.Ctx, old)
+		if err != nil {
+			t.Fatal(err)
+		}
 		r.C.Kill(old)
 		elected := r.C.LeaderAmong(r.Ctx, r.C.Members(), old)
-		t.Logf("killed leader %s; %s elected", old, elected)
+		after, err := r.C.Status(r.Ctx, elected)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("killed leader %s (term %d); %s elected (term %d)", old, before.RaftTerm, elected, after.RaftTerm)
+		if after.RaftTerm <= before.RaftTerm {
+			t.Errorf("new leader %s reports raft term %d, not above the killed leader's %d", elected, after.RaftTerm, before.RaftTerm)
+		}
 		expectProgress(t, r, elected, 2*time.Second)
 		r.C.Restart(old)
 		r.C.WaitHealthy(r.Ctx)
@@ -146,21 +172,27 @@ func memberAddRemove(t *testing.T, r *Run) {
 	}
 }
 
-// leaderPartition cuts the leader off from the other members: the majority
-// elects a new leader and keeps committing, a write through the old
-// leader does not succeed; after healing the old leader catches up.
+// leaderPartition cuts the leader, with as many followers as can be while
+// staying a minority, off from the other members: the majority elects a
+// new leader and keeps committing, a write through the old leader does not
+// succeed; after healing the minority catches up.
 func leaderPartition(t *testing.T, r *Run) {
 	r.Sleep(time.Second)
 	old := r.C.Leader(r.Ctx)
+	minority := []*Member{old}
 	var majority []*Member
 	for _, m := range r.C.Members() {
-		if m != old {
+		switch {
+		case m == old:
+		case len(minority) < (len(r.C.Members())-1)/2:
+			minority = append(minority, m)
+		default:
 			majority = append(majority, m)
 		}
 	}
-	r.C.Partition(old)
+	r.C.Partition(minority...)
 	elected := r.C.LeaderAmong(r.Ctx, majority, old)
-	t.Logf("partitioned leader %s; %s elected", old, elected)
+	t.Logf("partitioned %v from %v; %s elected", minority, majority, elected)
 	expectProgress(t, r, elected, 2*time.Second)
 	in := Input{Kind: OpPut, Key: 0, Value: "through-partitioned-leader"}
 	call := r.W.History.Call()
@@ -215,6 +247,9 @@ func TestCluster(t *testing.T) {
 	for _, kind := range kindsUnderTest {
 		t.Run(kind.Name, func(t *testing.T) {
 			for _, sc := range scenarios {
+				if sc.longOnly && !long() {
+					continue
+				}
 				t.Run(sc.name, func(t *testing.T) {
 					ctx, cancel := context.WithTimeout(t.Context(), scaled(4*time.Minute, 20*time.Minute))
 					defer cancel()
