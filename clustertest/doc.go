@@ -9,4 +9,9 @@
 //
 // The same scenarios run against the reference etcd and against sett: both
 // take etcd's clustering flags, so a Kind differs only in its binary.
+//
+//	go test ./clustertest/ -run 'TestCluster/etcd/leader-partition'
+//	SETT_LONG_TESTS=1 go test -timeout 0 ./clustertest/   # longer runs, 5-member faults
+//
+// Partitions need network namespaces, hence root and iproute2.
 package clustertest

@@ -183,7 +183,8 @@ func CountOperations(ops []porcupine.Operation) Counts {
 // It is sound because the history is checked on its own (against every
 // member's watch, and every acknowledged write must be in it): a history
 // that invents or misplaces a write contradicts the reads porcupine checks.
-func Resolve(ops []porcupine.Operation, ref *RevHistory, w *Workload) []porcupine.Operation {
+func Resolve(ops []porcupine.Operation, ref *RevHistory, w *Workload) ([]porcupine.Operation, ResolveCounts) {
+	var n ResolveCounts
 	type kv struct{ key, value string }
 	putAt := map[kv]int64{}
 	deletesOf := map[string]int{} // delete events per key not explained by an acknowledged delete
@@ -211,15 +212,22 @@ func Resolve(ops []porcupine.Operation, ref *RevHistory, w *Workload) []porcupin
 		case OpPut, OpCAS, OpPutPair:
 			rev, ok := putAt[kv{w.Key(in.Key), in.Value}]
 			if !ok {
-				continue // never took effect
+				n.NoEffect++
+				continue
 			}
+			n.Applied++
 			op.Output = Output{Rev: rev, Succeeded: in.Kind == OpCAS}
 		case OpDelete:
 			if deletesOf[w.Key(in.Key)] <= 0 {
-				continue // no effect: every delete of the key is explained
+				n.NoEffect++
+				continue // every delete of the key is explained
 			}
+			n.Undecided++
 		}
 		resolved = append(resolved, op)
 	}
-	return resolved
+	return resolved, n
 }
+
+// ResolveCounts says what Resolve made of the writes with unknown outcome.
+type ResolveCounts struct{ Applied, NoEffect, Undecided int }

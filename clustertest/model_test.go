@@ -140,7 +140,10 @@ func TestResolve(t *testing.T) {
 		op(3, del(0), 0, -1, Output{}),                               // k0 never deleted
 		op(4, del(1), 0, -1, Output{}),                               // maybe the delete at 4
 	}
-	got := Resolve(ops, ref, w)
+	got, n := Resolve(ops, ref, w)
+	if n != (ResolveCounts{Applied: 1, NoEffect: 2, Undecided: 1}) {
+		t.Errorf("counts %+v", n)
+	}
 	if len(got) != 3 {
 		t.Fatalf("resolved to %d operations, want 3: %+v", len(got), got)
 	}

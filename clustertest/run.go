@@ -202,7 +202,9 @@ func (r *Run) Finish() Summary {
 	for _, err := range CheckAcks(hist, r.W, AcknowledgedWrites(ops), inputs) {
 		t.Error(err)
 	}
-	CheckLinearizable(t, Resolve(ops, hist, r.W), r.InitRev, time.Minute)
+	resolved, n := Resolve(ops, hist, r.W)
+	t.Logf("writes with unknown outcome: %d took effect, %d did not, %d undecided", n.Applied, n.NoEffect, n.Undecided)
+	CheckLinearizable(t, resolved, r.InitRev, time.Minute)
 	for _, fw := range r.logs {
 		for _, err := range CheckWatch(hist, fw.log, fw.complete) {
 			t.Error(err)

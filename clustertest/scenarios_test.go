@@ -220,24 +220,39 @@ func randomKill(t *testing.T, r *Run) {
 	}
 }
 
-// expectProgress checks that writes commit through m within d.
+// expectProgress checks that writes commit through m: after d, and then
+// for as long as requests cut off by the fault may take to time out, the
+// revision read through m must have moved on.
 func expectProgress(t *testing.T, r *Run, m *Member, d time.Duration) {
 	t.Helper()
-	rev := func() int64 {
-		cli, err := r.C.memberClient(m)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := r.W.Do(cli, Input{Kind: OpGet})
-		if out.Unknown {
-			t.Errorf("linearizable read through %s failed", m)
-		}
-		return out.Rev
+	cli, err := r.C.memberClient(m)
+	if err != nil {
+		t.Fatal(err)
 	}
-	before := rev()
+	patience := 4 * r.W.OpTimeout
+	// revAbove returns the first revision read through m above floor, or
+	// the last one read (-1 if none) once patience runs out.
+	revAbove := func(floor int64) int64 {
+		deadline := time.Now().Add(patience)
+		last := int64(-1)
+		for {
+			if out := r.W.Do(cli, Input{Kind: OpGet}); !out.Unknown {
+				last = out.Rev
+			}
+			if last > floor || time.Now().After(deadline) {
+				return last
+			}
+			r.Sleep(200 * time.Millisecond)
+		}
+	}
+	before := revAbove(0)
+	if before < 0 {
+		t.Errorf("no linearizable read through %s in %v", m, patience)
+		return
+	}
 	r.Sleep(d)
-	if after := rev(); after <= before {
-		t.Errorf("no write committed through %s in %v (revision %d)", m, d, after)
+	if after := revAbove(before); after <= before {
+		t.Errorf("no write committed through %s in %v (revision %d, read %d)", m, d+patience, before, after)
 	}
 }
 
