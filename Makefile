@@ -12,7 +12,7 @@ GOTESTFLAGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: build test vet fmt-check bench fuzz-compat compat-table clean
+.PHONY: build test vet fmt-check bench bench-long fuzz-compat compat-table clean
 
 build:
 	$(GO) build -o bin/sett ./cmd/sett
@@ -41,8 +41,13 @@ fuzz-compat: bin/etcd
 compat-table: bin/etcd bin/etcdctl
 	$(GO) test -count=1 -run 'Etcdctl' ./compat/ -compat.table=$(CURDIR)/compat/README.md
 
+# bench/README.md: figures, settings, report; roughly 10-13 minutes on 2 cores.
 bench: build bin/etcd bin/benchmark
 	./bench/run.sh
+
+# bench plus loading on to five million keys; about 30 minutes more.
+bench-long: build bin/etcd bin/benchmark
+	BENCH_LONG=1 ./bench/run.sh
 
 clean:
 	rm -rf bin default.sett
