@@ -19,6 +19,7 @@ build:
 
 include mk/tools.mk
 include mk/e2e.mk
+include mk/kind.mk
 
 vet:
 	$(GO) vet ./...
