@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -122,14 +123,27 @@ func leaderKill(t *testing.T, r *Run) {
 // only be caught up by a snapshot.
 func followerSnapshotCatchUp(t *testing.T, r *Run) {
 	r.Sleep(time.Second)
+	for i := range scaled(1, 3) {
+		if i > 0 {
+			// etcd's leader keeps its whole log for 30s after it sent a
+			// snapshot (for the follower to apply it), so a follower left
+			// behind within that time could catch up from the log.
+			r.Sleep(35 * time.Second)
+		}
+		catchUpBySnapshot(t, r, i)
+	}
+	r.Sleep(time.Second)
+}
+
+func catchUpBySnapshot(t *testing.T, r *Run, i int) {
 	leader := r.C.Leader(r.Ctx)
-	var follower *Member
+	var followers []*Member
 	for _, m := range r.C.Members() {
 		if m != leader {
-			follower = m
-			break
+			followers = append(followers, m)
 		}
 	}
+	follower := followers[i%len(followers)]
 	r.C.Kill(follower)
 	behind := int64(5 * r.C.cfg.SnapshotCount)
 	r.WaitRevision(r.C.CurrentRevision(r.Ctx)+behind, time.Minute)
@@ -141,7 +155,6 @@ func followerSnapshotCatchUp(t *testing.T, r *Run) {
 	if err != nil || got < 1 {
 		t.Errorf("%s was not caught up by a snapshot (etcd_network_snapshot_receive_success = %v, %v)", follower, got, err)
 	}
-	r.Sleep(time.Second)
 }
 
 // memberAddRemove changes the membership under load: a learner is added
@@ -177,7 +190,14 @@ func memberAddRemove(t *testing.T, r *Run) {
 // new leader and keeps committing, a write through the old leader does not
 // succeed; after healing the minority catches up.
 func leaderPartition(t *testing.T, r *Run) {
+	for i := range scaled(1, 4) {
+		r.Sleep(time.Second)
+		partitionLeader(t, r, i)
+	}
 	r.Sleep(time.Second)
+}
+
+func partitionLeader(t *testing.T, r *Run, i int) {
 	old := r.C.Leader(r.Ctx)
 	minority := []*Member{old}
 	var majority []*Member
@@ -194,7 +214,7 @@ func leaderPartition(t *testing.T, r *Run) {
 	elected := r.C.LeaderAmong(r.Ctx, majority, old)
 	t.Logf("partitioned %v from %v; %s elected", minority, majority, elected)
 	expectProgress(t, r, elected, 2*time.Second)
-	in := Input{Kind: OpPut, Key: 0, Value: "through-partitioned-leader"}
+	in := Input{Kind: OpPut, Key: 0, Value: fmt.Sprintf("through-partitioned-leader-%d", i)}
 	call := r.W.History.Call()
 	out := r.W.Do(r.pinned[old], in)
 	r.W.History.Record(int(r.W.ids.Add(1)), in, call, out)
@@ -203,7 +223,6 @@ func leaderPartition(t *testing.T, r *Run) {
 	}
 	r.C.Heal()
 	r.C.WaitHealthy(r.Ctx)
-	r.Sleep(time.Second)
 }
 
 // randomKill kills any member with SIGKILL under load and restarts it.
