@@ -444,6 +444,38 @@ func (c *Cluster) CheckMemberList(ctx context.Context) {
 	}
 }
 
+// CheckRaftIndex checks that the running members' statuses converge on one
+// raft index, at least minIndex (every write is an entry of the log).
+func (c *Cluster) CheckRaftIndex(ctx context.Context, minIndex uint64) {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		indexes := map[string]uint64{}
+		distinct := map[uint64]bool{}
+		var errs []error
+		for _, m := range c.Members() {
+			if !m.Running() {
+				continue
+			}
+			st, err := c.Status(ctx, m)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			indexes[m.Name] = st.RaftIndex
+			distinct[st.RaftIndex] = true
+		}
+		if len(errs) == 0 && len(distinct) == 1 && indexes[c.Members()[0].Name] >= minIndex {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Errorf("clustertest: raft indexes %v (errors %v), want one index of at least %d", indexes, errs, minIndex)
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // Kill sends SIGKILL to m and waits for it to exit.
 func (c *Cluster) Kill(m *Member) { m.proc.Kill() }
 

@@ -220,6 +220,7 @@ func (r *Run) Finish() Summary {
 	}
 	r.C.CheckHashKV(ctx, finalRev)
 	r.C.CheckMemberList(ctx)
+	r.C.CheckRaftIndex(ctx, uint64(finalRev-r.InitRev))
 	t.Logf("%s: %v; final revision %d; %d watchers got %d events and %d progress notifications in %d watches",
 		r.C.Kind.Name, sum.Ops, finalRev, sum.WatchLogs, sum.WatchEvents, sum.Progress, sum.WatchSessions)
 	return sum
