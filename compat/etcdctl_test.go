@@ -405,7 +405,12 @@ func etcdctlEnv() []string {
 }
 
 func runEtcdctl(bin, endpoint string, args []string, stdin string) (etcdctlResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	return runEtcdctlFor(30*time.Second, bin, endpoint, args, stdin)
+}
+
+// runEtcdctlFor is runEtcdctl for commands that take longer (check perf).
+func runEtcdctlFor(d time.Duration, bin, endpoint string, args []string, stdin string) (etcdctlResult, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--endpoints=" + endpoint}, args...)...)
 	cmd.Env = etcdctlEnv()

@@ -3,17 +3,17 @@
 package compat
 
 import (
-	"fmt"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 )
 
-// TestKVDiffFuzz runs seeded random operation sequences against etcd and
-// sett for SETT_FUZZ_DURATION (make fuzz-compat DURATION=10m), starting at
-// SETT_FUZZ_SEED (default: the clock). A failing seed is shrunk to the
-// shortest failing prefix of its sequence, which the log names.
+// TestKVDiffFuzz plays the random sequences of TestKVDiffRandom on fresh
+// seeds for SETT_FUZZ_DURATION (make fuzz-compat DURATION=10m), starting at
+// SETT_FUZZ_SEED (default: the clock), SETT_FUZZ_OPS operations each
+// (default 500; set it in the environment of make). It stops at the first failing seed, shrunk to its
+// shortest failing prefix.
 func TestKVDiffFuzz(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("SETT_FUZZ_DURATION"))
 	if err != nil {
@@ -25,37 +25,20 @@ func TestKVDiffFuzz(t *testing.T) {
 			t.Fatalf("SETT_FUZZ_SEED: %v", err)
 		}
 	}
-	const ops = 500
-	p := newPair(t)
-	deadline := time.Now().Add(d)
-	runs := 0
-	for ; time.Now().Before(deadline); seed++ {
-		runs++
-		if run(t, p, seed, ops) {
-			continue
+	ops := 500
+	if s := os.Getenv("SETT_FUZZ_OPS"); s != "" {
+		if ops, err = strconv.Atoi(s); err != nil || ops < 1 {
+			t.Fatalf("SETT_FUZZ_OPS: %q", s)
 		}
-		// Shrink: the shortest prefix of the sequence that still fails.
-		lo, hi := 0, ops // lo passes, hi fails
-		for hi-lo > 1 {
-			mid := (lo + hi) / 2
-			if run(t, p, seed, mid) {
-				lo = mid
-			} else {
-				hi = mid
-			}
-		}
-		t.Fatalf("seed %d fails; shortest failing prefix: %d operations (rerun: SETT_FUZZ_SEED=%d, ops %d)", seed, hi, seed, hi)
 	}
-	t.Logf("%d seeds × %d operations, no divergence", runs, ops)
-}
-
-// run plays the first n operations of seed's sequence on both servers and
-// reports whether every answer matched.
-func run(t *testing.T, p *pair, seed uint64, n int) bool {
-	name := fmt.Sprintf("seed-%d-ops-%d", seed, n)
-	ok := t.Run(name, func(t *testing.T) {
-		runRandom(newEnv(t, p, "/fuzz/"+name+"/"), seed, n)
-	})
-	p.realign(t, name)
-	return ok
+	p := newPair(t)
+	start := time.Now()
+	runs := 0
+	for ; runs == 0 || time.Since(start) < d; seed++ {
+		runs++
+		if n := checkSeed(t, p, "fuzz", seed, ops); n > 0 {
+			t.Fatalf("seed %d fails; shortest failing prefix: %d operations (replay: SETT_FUZZ_OPS=%d make fuzz-compat SEED=%d DURATION=1s)", seed, n, n, seed)
+		}
+	}
+	t.Logf("%d seeds × %d operations in %v, no divergence", runs, ops, time.Since(start).Round(time.Second))
 }
