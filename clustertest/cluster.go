@@ -1,13 +1,10 @@
 package clustertest
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -404,78 +401,6 @@ func (c *Cluster) retry(ctx context.Context, what string, op func(context.Contex
 	}
 }
 
-// CheckMemberList checks that every running member's member list names
-// exactly the members not removed, with their IDs, learner flags and peer
-// URLs (waiting a while for members still applying a change).
-func (c *Cluster) CheckMemberList(ctx context.Context) {
-	c.t.Helper()
-	want := map[uint64]string{}
-	for _, m := range c.Members() {
-		want[m.ID] = fmt.Sprintf("%s learner=%v %s", m.Name, m.Learner, m.PeerURL())
-	}
-	for _, m := range c.Members() {
-		if !m.Running() || m.Learner {
-			continue
-		}
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			cli, err := c.memberClient(m)
-			if err != nil {
-				c.t.Fatalf("clustertest: %v", err)
-			}
-			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err := cli.MemberList(lctx)
-			cancel()
-			got := map[uint64]string{}
-			if err == nil {
-				for _, mm := range resp.Members {
-					got[mm.ID] = fmt.Sprintf("%s learner=%v %s", mm.Name, mm.IsLearner, strings.Join(mm.PeerURLs, ","))
-				}
-			}
-			if err == nil && fmt.Sprint(got) == fmt.Sprint(want) {
-				break
-			}
-			if time.Now().After(deadline) {
-				c.t.Errorf("clustertest: member list from %s: %v (error %v), want %v", m.Name, got, err, want)
-				break
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
-}
-
-// CheckRaftIndex checks that the running members' statuses converge on one
-// raft index, at least minIndex (every write is an entry of the log).
-func (c *Cluster) CheckRaftIndex(ctx context.Context, minIndex uint64) {
-	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		indexes := map[string]uint64{}
-		distinct := map[uint64]bool{}
-		var errs []error
-		for _, m := range c.Members() {
-			if !m.Running() {
-				continue
-			}
-			st, err := c.Status(ctx, m)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			indexes[m.Name] = st.RaftIndex
-			distinct[st.RaftIndex] = true
-		}
-		if len(errs) == 0 && len(distinct) == 1 && indexes[c.Members()[0].Name] >= minIndex {
-			return
-		}
-		if time.Now().After(deadline) {
-			c.t.Errorf("clustertest: raft indexes %v (errors %v), want one index of at least %d", indexes, errs, minIndex)
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // Kill sends SIGKILL to m and waits for it to exit.
 func (c *Cluster) Kill(m *Member) { m.proc.Kill() }
 
@@ -483,74 +408,6 @@ func (c *Cluster) Kill(m *Member) { m.proc.Kill() }
 func (c *Cluster) Restart(m *Member) {
 	c.t.Helper()
 	m.proc.Restart(c.t)
-}
-
-// AddMember adds a member through the Cluster API (as a learner if asked)
-// and starts it with --initial-cluster-state=existing.
-func (c *Cluster) AddMember(ctx context.Context, learner bool) *Member {
-	c.t.Helper()
-	m := c.newMember()
-	var resp *clientv3.MemberAddResponse
-	c.retry(ctx, "adding "+m.Name, func(ctx context.Context, cli *clientv3.Client) (err error) {
-		if learner {
-			resp, err = cli.MemberAddAsLearner(ctx, []string{m.PeerURL()})
-		} else {
-			resp, err = cli.MemberAdd(ctx, []string{m.PeerURL()})
-		}
-		if err != nil && strings.Contains(err.Error(), "Peer URLs already exists") {
-			// An earlier attempt went through; find it.
-			for _, mm := range c.memberList(ctx).Members {
-				if slices.Contains(mm.PeerURLs, m.PeerURL()) {
-					resp = &clientv3.MemberAddResponse{Member: mm, Members: c.memberList(ctx).Members}
-					return nil
-				}
-			}
-		}
-		return err
-	})
-	m.ID, m.Learner = resp.Member.ID, learner
-	var initial []string
-	for _, mm := range resp.Members {
-		name := mm.Name
-		if mm.ID == m.ID {
-			name = m.Name
-		}
-		for _, u := range mm.PeerURLs {
-			initial = append(initial, name+"="+u)
-		}
-	}
-	c.launch(m, strings.Join(initial, ","), "existing")
-	return m
-}
-
-// PromoteMember promotes the learner m, retrying while it is not yet in
-// sync with the leader.
-func (c *Cluster) PromoteMember(ctx context.Context, m *Member) {
-	c.t.Helper()
-	c.retry(ctx, "promoting "+m.Name, func(ctx context.Context, cli *clientv3.Client) error {
-		_, err := cli.MemberPromote(ctx, m.ID)
-		if err != nil && strings.Contains(err.Error(), "not a learner") {
-			return nil // an earlier attempt went through
-		}
-		return err
-	})
-	m.Learner = false
-}
-
-// RemoveMember removes m through the Cluster API and stops its process.
-func (c *Cluster) RemoveMember(ctx context.Context, m *Member) {
-	c.t.Helper()
-	c.retry(ctx, "removing "+m.Name, func(ctx context.Context, cli *clientv3.Client) error {
-		_, err := cli.MemberRemove(ctx, m.ID)
-		if err != nil && strings.Contains(err.Error(), "member not found") {
-			return nil // an earlier attempt went through
-		}
-		return err
-	})
-	c.mu.Lock()
-	m.removed = true
-	c.mu.Unlock()
-	m.proc.Stop()
 }
 
 // Partition cuts the given members off from all others (both directions);
@@ -587,85 +444,4 @@ func (c *Cluster) CurrentRevision(ctx context.Context) int64 {
 		return err
 	})
 	return rev
-}
-
-// CheckHashKV checks that every running member has the same KV hash at
-// the revision rev (waiting for members still applying up to it).
-func (c *Cluster) CheckHashKV(ctx context.Context, rev int64) {
-	c.t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	hashes := map[string]uint32{}
-	for _, m := range c.Members() {
-		if !m.Running() {
-			continue
-		}
-		cli, err := c.memberClient(m)
-		if err != nil {
-			c.t.Fatalf("clustertest: %v", err)
-		}
-		for {
-			hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
-			resp, err := cli.HashKV(hctx, m.ClientURL(), rev)
-			hcancel()
-			if err == nil {
-				hashes[m.Name] = resp.Hash
-				break
-			}
-			select {
-			case <-ctx.Done():
-				c.t.Fatalf("clustertest: HashKV of %s at revision %d: %v", m.Name, rev, err)
-			case <-time.After(200 * time.Millisecond):
-			}
-		}
-	}
-	distinct := map[uint32]bool{}
-	for _, h := range hashes {
-		distinct[h] = true
-	}
-	if len(distinct) != 1 {
-		c.t.Errorf("clustertest: members differ in their KV hash at revision %d: %v", rev, hashes)
-	}
-}
-
-// Metric sums the samples of the Prometheus metric name on m's /metrics.
-// Safe for concurrent use.
-func (c *Cluster) Metric(ctx context.Context, m *Member, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.ClientURL()+"/metrics", nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("GET %s/metrics: %s", m.ClientURL(), resp.Status)
-	}
-	var sum float64
-	found := false
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		fields := strings.Fields(line)
-		v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-		if err != nil {
-			return 0, fmt.Errorf("metric line %q: %v", line, err)
-		}
-		sum += v
-		found = true
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	if !found {
-		return 0, errors.New("no metric " + name + " on " + m.Name)
-	}
-	return sum, nil
 }
