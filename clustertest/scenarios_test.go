@@ -15,12 +15,12 @@ var kindsUnderTest = []Kind{Etcd}
 // long reports whether SETT_LONG_TESTS=1 asks for longer runs.
 func long() bool { return os.Getenv("SETT_LONG_TESTS") == "1" }
 
-// scaled returns short, or long under SETT_LONG_TESTS=1.
-func scaled[T any](short, long_ T) T {
+// scaled returns normal, or longer under SETT_LONG_TESTS=1.
+func scaled[T any](normal, longer T) T {
 	if long() {
-		return long_
+		return longer
 	}
-	return short
+	return normal
 }
 
 type scenario struct {
