@@ -5,131 +5,109 @@ import (
 	"net"
 	"net/url"
 	"sort"
-	"sync"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/sett-dev/sett/storage"
 )
 
-// ClusterConfig describes the one member.
-type ClusterConfig struct {
-	Name       string
-	PeerURLs   []string // --initial-advertise-peer-urls
-	ClientURLs []string // --advertise-client-urls
-}
-
-// Cluster is etcd's Cluster service for a cluster of one member.
-//
-// Membership changes are answered as a one-member etcd answers the ones
-// that cannot succeed, and sett refuses the ones etcd would accept but
-// sett cannot carry out (it does not replicate yet):
-//
-//   - MemberAdd of a voting member: "re-configuration failed due to not
-//     enough started members" (etcd's answer when the new member could
-//     not join a quorum; etcd itself accepts it on one member and then
-//     loses quorum until the new member starts); of a learner: "too many
-//     learner members in cluster" (sett allows none). Invalid or taken
-//     peer URLs get etcd's errors first.
-//   - MemberRemove of this member: "not enough started members", as etcd;
-//     of any other ID: "member not found".
-//   - MemberUpdate of this member updates its peer URLs in memory (sett
-//     takes them from its flags again at restart); of any other ID:
-//     "member not found".
-//   - MemberPromote of this member: "can only promote a learner member",
-//     as etcd; of any other ID: "member not found".
+// Cluster is etcd's Cluster service: membership as the applied log
+// records it, and changes through the replication node (which checks them
+// as etcd does).
 type Cluster struct {
 	pb.UnimplementedClusterServer
 	s *Server
-
-	mu   sync.Mutex
-	self pb.Member
 }
 
 // Cluster builds the Cluster service.
-func (s *Server) Cluster(cfg ClusterConfig) *Cluster {
-	c := &Cluster{s: s}
-	c.self = pb.Member{
-		ID:         s.cfg.MemberID,
-		Name:       cfg.Name,
-		PeerURLs:   append([]string(nil), cfg.PeerURLs...),
-		ClientURLs: append([]string(nil), cfg.ClientURLs...),
-	}
-	return c
-}
+func (s *Server) Cluster() *Cluster { return &Cluster{s: s} }
 
 // header is etcd's Cluster header: IDs and term, no revision.
 func (c *Cluster) header() *pb.ResponseHeader {
-	return &pb.ResponseHeader{ClusterId: c.s.cfg.ClusterID, MemberId: c.s.cfg.MemberID, RaftTerm: c.s.proposer.Term()}
+	return &pb.ResponseHeader{ClusterId: c.s.cfg.ClusterID, MemberId: c.s.cfg.MemberID, RaftTerm: c.s.node.Term()}
 }
 
-func (c *Cluster) members() []*pb.Member {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	m := c.self
-	m.PeerURLs = append([]string(nil), c.self.PeerURLs...)
-	m.ClientURLs = append([]string(nil), c.self.ClientURLs...)
-	return []*pb.Member{&m}
+// Members lists the cluster's members in ID order, as etcd does.
+func (c *Cluster) Members() ([]*pb.Member, error) {
+	ms, err := c.s.node.Members()
+	if err != nil {
+		return nil, err
+	}
+	return toPBMembers(ms), nil
 }
 
-// Members lists the cluster's members (for /members-style callers).
-func (c *Cluster) Members() []*pb.Member { return c.members() }
+func toPBMembers(ms []storage.Member) []*pb.Member {
+	out := make([]*pb.Member, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, toPBMember(m))
+	}
+	return out
+}
+
+func toPBMember(m storage.Member) *pb.Member {
+	return &pb.Member{
+		ID:         m.ID,
+		Name:       m.Name,
+		PeerURLs:   append([]string(nil), m.PeerURLs...),
+		ClientURLs: append([]string(nil), m.ClientURLs...),
+		IsLearner:  m.IsLearner,
+	}
+}
 
 func (c *Cluster) MemberList(ctx context.Context, r *pb.MemberListRequest) (*pb.MemberListResponse, error) {
-	return &pb.MemberListResponse{Header: c.header(), Members: c.members()}, nil
+	if r.Linearizable {
+		if err := c.s.node.ReadBarrier(ctx); err != nil {
+			return nil, toGRPC(err)
+		}
+	}
+	ms, err := c.Members()
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MemberListResponse{Header: c.header(), Members: ms}, nil
 }
-
-var errNotEnoughStarted = status.Error(codes.Unknown, rpctypes.ErrMemberNotEnoughStarted.Error())
 
 func (c *Cluster) MemberAdd(ctx context.Context, r *pb.MemberAddRequest) (*pb.MemberAddResponse, error) {
 	urls, err := memberURLs(r.PeerURLs)
 	if err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	c.mu.Lock()
-	taken := false
-	for _, u := range urls {
-		for _, have := range c.self.PeerURLs {
-			taken = taken || u == have
-		}
+	m, ms, err := c.s.node.AddMember(ctx, urls, r.IsLearner)
+	if err != nil {
+		return nil, toGRPC(err)
 	}
-	c.mu.Unlock()
-	if taken {
-		return nil, rpctypes.ErrGRPCPeerURLExist
-	}
-	if r.IsLearner {
-		return nil, rpctypes.ErrGRPCTooManyLearners
-	}
-	return nil, errNotEnoughStarted
+	return &pb.MemberAddResponse{Header: c.header(), Member: toPBMember(m), Members: toPBMembers(ms)}, nil
 }
 
 func (c *Cluster) MemberRemove(ctx context.Context, r *pb.MemberRemoveRequest) (*pb.MemberRemoveResponse, error) {
-	if r.ID != c.s.cfg.MemberID {
-		return nil, rpctypes.ErrGRPCMemberNotFound
+	ms, err := c.s.node.RemoveMember(ctx, r.ID)
+	if err != nil {
+		return nil, toGRPC(err)
 	}
-	return nil, errNotEnoughStarted
+	return &pb.MemberRemoveResponse{Header: c.header(), Members: toPBMembers(ms)}, nil
 }
 
 func (c *Cluster) MemberUpdate(ctx context.Context, r *pb.MemberUpdateRequest) (*pb.MemberUpdateResponse, error) {
-	if r.ID != c.s.cfg.MemberID {
-		return nil, rpctypes.ErrGRPCMemberNotFound
-	}
 	urls, err := memberURLs(r.PeerURLs)
 	if err != nil {
 		return nil, rpctypes.ErrGRPCMemberBadURLs
 	}
-	c.mu.Lock()
-	c.self.PeerURLs = urls
-	c.mu.Unlock()
-	return &pb.MemberUpdateResponse{Header: c.header(), Members: c.members()}, nil
+	ms, err := c.s.node.UpdateMember(ctx, r.ID, urls)
+	if err != nil {
+		return nil, toGRPC(err)
+	}
+	return &pb.MemberUpdateResponse{Header: c.header(), Members: toPBMembers(ms)}, nil
 }
 
 func (c *Cluster) MemberPromote(ctx context.Context, r *pb.MemberPromoteRequest) (*pb.MemberPromoteResponse, error) {
-	if r.ID != c.s.cfg.MemberID {
-		return nil, rpctypes.ErrGRPCMemberNotFound
+	ms, err := c.s.node.PromoteMember(ctx, r.ID)
+	if err != nil {
+		return nil, toGRPC(err)
 	}
-	return nil, rpctypes.ErrGRPCMemberNotLearner
+	return &pb.MemberPromoteResponse{Header: c.header(), Members: toPBMembers(ms)}, nil
 }
 
 // memberURLs validates peer URLs as etcd's types.NewURLs does (scheme

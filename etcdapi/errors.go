@@ -37,11 +37,36 @@ func toGRPC(err error) error {
 		return rpctypes.ErrGRPCCorrupt
 	case errors.Is(err, storage.ErrTooLarge):
 		return rpctypes.ErrGRPCRequestTooLarge
-	case errors.Is(err, replication.ErrStopped):
-		return rpctypes.ErrGRPCStopped
+	}
+	for _, m := range replicationErrors {
+		if errors.Is(err, m.err) {
+			return m.grpc
+		}
 	}
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
 	return status.Error(codes.Unknown, err.Error())
+}
+
+// replicationErrors are the write path's and membership's errors, as etcd
+// sends them.
+var replicationErrors = []struct{ err, grpc error }{
+	{replication.ErrStopped, rpctypes.ErrGRPCStopped},
+	{replication.ErrNoLeader, rpctypes.ErrGRPCNoLeader},
+	{replication.ErrNotLeader, rpctypes.ErrGRPCNotLeader},
+	{replication.ErrLeaderChanged, rpctypes.ErrGRPCLeaderChanged},
+	{replication.ErrTimeout, rpctypes.ErrGRPCTimeout},
+	{replication.ErrTimeoutLeaderFail, rpctypes.ErrGRPCTimeoutDueToLeaderFail},
+	{replication.ErrUnhealthy, rpctypes.ErrGRPCUnhealthy},
+	{replication.ErrMemberNotFound, rpctypes.ErrGRPCMemberNotFound},
+	{replication.ErrMemberRemoved, rpctypes.ErrGRPCMemberNotFound},
+	{replication.ErrMemberExists, rpctypes.ErrGRPCMemberExist},
+	{replication.ErrPeerURLExists, rpctypes.ErrGRPCPeerURLExist},
+	// etcd does not map this one: it reaches clients as codes.Unknown.
+	{replication.ErrNotEnoughStarted, status.Error(codes.Unknown, replication.ErrNotEnoughStarted.Error())},
+	{replication.ErrMemberNotLearner, rpctypes.ErrGRPCMemberNotLearner},
+	{replication.ErrLearnerNotReady, rpctypes.ErrGRPCLearnerNotReady},
+	{replication.ErrTooManyLearners, rpctypes.ErrGRPCTooManyLearners},
+	{replication.ErrBadLeaderTransferee, rpctypes.ErrGRPCBadLeaderTransferee},
 }

@@ -20,8 +20,13 @@ func (k *KV) Range(ctx context.Context, r *pb.RangeRequest) (*pb.RangeResponse, 
 	if err := checkRange(r); err != nil {
 		return nil, err
 	}
-	// One member: the local snapshot is linearizable. With more members a
-	// non-serializable read first waits for the read index.
+	// A linearizable read first waits until this member has applied
+	// everything committed before it (the read index).
+	if !r.Serializable {
+		if err := k.s.node.ReadBarrier(ctx); err != nil {
+			return nil, toGRPC(err)
+		}
+	}
 	resp, err := k.s.reader.Range(ctx, r)
 	if err != nil {
 		return nil, toGRPC(err)
@@ -69,6 +74,11 @@ func (k *KV) Txn(ctx context.Context, r *pb.TxnRequest) (*pb.TxnResponse, error)
 	}
 	var out *pb.TxnResponse
 	if storage.IsTxnReadOnly(r) {
+		if !txnSerializable(r) {
+			if err := k.s.node.ReadBarrier(ctx); err != nil {
+				return nil, toGRPC(err)
+			}
+		}
 		resp, err := k.s.reader.TxnReadOnly(ctx, r)
 		if err != nil {
 			return nil, toGRPC(err)
@@ -95,4 +105,17 @@ func (k *KV) Compact(ctx context.Context, r *pb.CompactionRequest) (*pb.Compacti
 	out.Header.Revision = k.s.reader.Rev()
 	k.s.fill(out.Header)
 	return out, nil
+}
+
+// txnSerializable says whether every op of a read-only Txn is a
+// serializable range (etcd's rule: then it skips the read index).
+func txnSerializable(r *pb.TxnRequest) bool {
+	for _, ops := range [][]*pb.RequestOp{r.Success, r.Failure} {
+		for _, op := range ops {
+			if rr := op.GetRequestRange(); rr == nil || !rr.Serializable {
+				return false
+			}
+		}
+	}
+	return true
 }

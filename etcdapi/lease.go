@@ -23,14 +23,24 @@ const (
 type Lease struct {
 	pb.UnimplementedLeaseServer
 	s      *Server
-	lessor *lease.Lessor
+	lessor Leases
+}
+
+// Leases is what the Lease service asks of the lessor (lease.Router, which
+// sends keep-alives and TimeToLive to the leader's lessor).
+type Leases interface {
+	Renew(ctx context.Context, id int64) (int64, error)
+	TimeToLive(ctx context.Context, id int64) (remaining, granted int64, ok bool, err error)
+	Keys(id int64) ([][]byte, error)
+	Leases() []int64
+	Stopped() <-chan struct{}
 }
 
 // Lease is the service without a lessor: grant and revoke only.
 func (s *Server) Lease() *Lease { return &Lease{s: s} }
 
 // LeaseWith is the whole service, with keep-alives and expiry by lessor.
-func (s *Server) LeaseWith(lessor *lease.Lessor) *Lease { return &Lease{s: s, lessor: lessor} }
+func (s *Server) LeaseWith(lessor Leases) *Lease { return &Lease{s: s, lessor: lessor} }
 
 // LeaseProposer is the lessor's way into the write path (revokes of
 // expired leases, checkpoints), with request IDs and errors as for clients'
@@ -125,7 +135,10 @@ func (l *Lease) LeaseTimeToLive(ctx context.Context, r *pb.LeaseTimeToLiveReques
 	if l.lessor == nil {
 		return l.UnimplementedLeaseServer.LeaseTimeToLive(ctx, r)
 	}
-	ttl, granted, ok := l.lessor.Lookup(r.ID)
+	ttl, granted, ok, err := l.lessor.TimeToLive(ctx, r.ID)
+	if err != nil {
+		return nil, leaseError(err)
+	}
 	if !ok {
 		resp := &pb.LeaseTimeToLiveResponse{Header: &pb.ResponseHeader{}, ID: r.ID, TTL: -1}
 		l.s.fill(resp.Header)

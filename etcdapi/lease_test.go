@@ -36,7 +36,7 @@ type node struct {
 	t      *testing.T
 	dir    string
 	store  *storage.Store
-	local  *replication.Local
+	local  *replication.Node
 	lessor *lease.Lessor
 	srv    *grpc.Server
 	cli    *clientv3.Client
@@ -63,7 +63,7 @@ func startNode(t *testing.T, dir string, o nodeOpts) *node {
 	if n.store, err = storage.Open(sopts); err != nil {
 		t.Fatal(err)
 	}
-	n.local, err = replication.NewLocal(n.store, log, func(revs []storage.Revision) {
+	n.local, err = replication.StartSingle(n.store, dir, log, func(revs []storage.Revision) {
 		n.mu.Lock()
 		n.revs = append(n.revs, revs...)
 		n.mu.Unlock()
@@ -83,7 +83,7 @@ func startNode(t *testing.T, dir string, o nodeOpts) *node {
 	n.lessor.Start(p)
 	n.srv = grpc.NewServer()
 	pb.RegisterKVServer(n.srv, api.KV())
-	pb.RegisterLeaseServer(n.srv, api.LeaseWith(n.lessor))
+	pb.RegisterLeaseServer(n.srv, api.LeaseWith(lease.NewRouter(n.lessor, n.local)))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -72,23 +72,22 @@ func (s *Server) Maintenance(cfg MaintenanceConfig) *Maintenance {
 	return &Maintenance{s: s, cfg: cfg}
 }
 
-// Status answers as etcd 3.6 does on a healthy single-member cluster. The
-// commit index equals the applied index: a single member applies what it
-// commits before it answers.
+// Status answers as etcd 3.6's: raft's leader, term, commit and applied
+// indexes as this member knows them.
 func (m *Maintenance) Status(ctx context.Context, r *pb.StatusRequest) (*pb.StatusResponse, error) {
 	sp := m.cfg.Space.Refresh()
 	st := m.cfg.Store
-	applied := st.AppliedIndex()
+	node := m.s.node
 	resp := &pb.StatusResponse{
 		Header:           m.s.fill(&pb.ResponseHeader{}),
 		Version:          version.Server,
 		DbSize:           sp.Total,
-		Leader:           m.s.cfg.MemberID,
-		RaftIndex:        applied,
-		RaftTerm:         m.s.proposer.Term(),
-		RaftAppliedIndex: applied,
+		Leader:           node.Leader(),
+		RaftIndex:        node.CommittedIndex(),
+		RaftTerm:         node.Term(),
+		RaftAppliedIndex: node.AppliedIndex(),
 		DbSizeInUse:      sp.InUse,
-		IsLearner:        false,
+		IsLearner:        node.IsLearner(),
 		StorageVersion:   version.Storage,
 		// etcd reports the flag as given (negative: no quota), 0 as its default.
 		DbSizeQuota:   m.cfg.QuotaBackendBytes,
@@ -96,6 +95,9 @@ func (m *Maintenance) Status(ctx context.Context, r *pb.StatusRequest) (*pb.Stat
 	}
 	if resp.DbSizeQuota == 0 {
 		resp.DbSizeQuota = DefaultQuotaBackendBytes
+	}
+	if resp.Leader == 0 {
+		resp.Errors = append(resp.Errors, rpctypes.ErrNoLeader.Error())
 	}
 	for _, a := range st.Alarms(pb.AlarmType_NONE) {
 		resp.Errors = append(resp.Errors, a.String())
@@ -233,11 +235,10 @@ func (m *Maintenance) Snapshot(r *pb.SnapshotRequest, srv pb.Maintenance_Snapsho
 	return nil
 }
 
-// MoveLeader: the only member leads already; moving to it succeeds, any
-// other target is not a member.
+// MoveLeader hands leadership to a voting member; only the leader can.
 func (m *Maintenance) MoveLeader(ctx context.Context, r *pb.MoveLeaderRequest) (*pb.MoveLeaderResponse, error) {
-	if r.TargetID != m.s.cfg.MemberID {
-		return nil, rpctypes.ErrGRPCBadLeaderTransferee
+	if err := m.s.node.MoveLeader(ctx, r.TargetID); err != nil {
+		return nil, toGRPC(err)
 	}
 	return &pb.MoveLeaderResponse{}, nil
 }

@@ -34,7 +34,7 @@ func newMaintNode(t *testing.T, quota int64) *maintNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, err := replication.NewLocal(st, log, nil)
+	local, err := replication.StartSingle(st, opts.Dir, log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func newMaintNode(t *testing.T, quota int64) *maintNode {
 	n := &maintNode{store: st, api: api, space: storage.NewSpaceMeter(st, 0)}
 	hashes := NewCompactionHashes()
 	n.m = api.Maintenance(MaintenanceConfig{Store: st, Space: n.space, QuotaBackendBytes: quota, Hashes: hashes, Logger: log})
-	n.c = api.Cluster(ClusterConfig{Name: "n1", PeerURLs: []string{"http://127.0.0.1:2380"}, ClientURLs: []string{"http://127.0.0.1:2379"}})
+	n.c = api.Cluster()
 	n.quota = api.QuotaInterceptor(QuotaConfig{Store: st, Space: n.space, QuotaBackendBytes: quota, Hashes: hashes, Logger: log})
 	return n
 }
@@ -120,7 +120,7 @@ func TestQuotaRaisesNoSpace(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Errors) != 1 || st.Errors[0] != "memberID:22136 alarm:NOSPACE " || st.DbSizeQuota != 1 || st.Version != "3.6.16" ||
-		st.Leader != 0x5678 || st.StorageVersion != "3.6.0" || st.DbSize == 0 || st.DowngradeInfo == nil {
+		st.Leader != singleID || st.StorageVersion != "3.6.0" || st.DbSize == 0 || st.DowngradeInfo == nil {
 		t.Errorf("status %+v", st)
 	}
 	dis, err := n.m.Alarm(context.Background(), &pb.AlarmRequest{Action: pb.AlarmRequest_DEACTIVATE, MemberID: 0x5678, Alarm: pb.AlarmType_NOSPACE})
@@ -181,7 +181,7 @@ func TestClusterAndDowngrade(t *testing.T) {
 	n := newMaintNode(t, 0)
 	ctx := context.Background()
 	l, err := n.c.MemberList(ctx, &pb.MemberListRequest{})
-	if err != nil || len(l.Members) != 1 || l.Members[0].ID != 0x5678 || l.Members[0].Name != "n1" || l.Header.Revision != 0 || l.Header.MemberId != 0x5678 {
+	if err != nil || len(l.Members) != 1 || l.Members[0].ID != singleID || l.Members[0].Name != "single" || l.Header.Revision != 0 || l.Header.MemberId != 0x5678 {
 		t.Fatalf("member list %v %v", l, err)
 	}
 	for _, c := range []struct {
@@ -190,14 +190,14 @@ func TestClusterAndDowngrade(t *testing.T) {
 	}{
 		{second(n.c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"bogus"}})), rpctypes.ErrGRPCMemberBadURLs},
 		{second(n.c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:2380"}})), rpctypes.ErrGRPCPeerURLExist},
-		{second(n.c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:2390"}})), errNotEnoughStarted},
-		{second(n.c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:2390"}, IsLearner: true})), rpctypes.ErrGRPCTooManyLearners},
-		{second(n.c.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: 0x5678})), errNotEnoughStarted},
+		{second(n.c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:2390"}, IsLearner: true})), nil},
+		{second(n.c.MemberAdd(ctx, &pb.MemberAddRequest{PeerURLs: []string{"http://127.0.0.1:2391"}, IsLearner: true})), rpctypes.ErrGRPCTooManyLearners},
+		{second(n.c.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: singleID})), rpctypes.ErrGRPCMemberNotEnoughStarted},
 		{second(n.c.MemberRemove(ctx, &pb.MemberRemoveRequest{ID: 1})), rpctypes.ErrGRPCMemberNotFound},
-		{second(n.c.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: 0x5678})), rpctypes.ErrGRPCMemberNotLearner},
+		{second(n.c.MemberPromote(ctx, &pb.MemberPromoteRequest{ID: singleID})), rpctypes.ErrGRPCMemberNotLearner},
 		{second(n.c.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: 1})), rpctypes.ErrGRPCMemberNotFound},
 		{second(n.m.MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: 1})), rpctypes.ErrGRPCBadLeaderTransferee},
-		{second(n.m.MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: 0x5678})), nil},
+		{second(n.m.MoveLeader(ctx, &pb.MoveLeaderRequest{TargetID: singleID})), nil},
 		{second(n.m.Downgrade(ctx, &pb.DowngradeRequest{Version: "3.5"})), nil},
 		{second(n.m.Downgrade(ctx, &pb.DowngradeRequest{Version: "3.5.1"})), nil},
 		{second(n.m.Downgrade(ctx, &pb.DowngradeRequest{Version: "3.4"})), rpctypes.ErrGRPCInvalidDowngradeTargetVersion},
@@ -208,10 +208,13 @@ func TestClusterAndDowngrade(t *testing.T) {
 			t.Errorf("got %v, want %v", c.err, c.want)
 		}
 	}
-	up, err := n.c.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: 0x5678, PeerURLs: []string{"http://10.0.0.1:2380"}})
+	up, err := n.c.MemberUpdate(ctx, &pb.MemberUpdateRequest{ID: singleID, PeerURLs: []string{"http://10.0.0.1:2380"}})
 	if err != nil || up.Members[0].PeerURLs[0] != "http://10.0.0.1:2380" {
 		t.Fatalf("update %v %v", up, err)
 	}
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// singleID is the member ID of replication.StartSingle's member.
+const singleID = 0x5e77

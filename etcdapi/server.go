@@ -22,10 +22,25 @@ type Reader interface {
 	Rev() int64
 }
 
-// Proposer orders a write and returns once it is applied and durable.
-type Proposer interface {
+// Node is the member's replication node (replication.Node): it orders
+// writes, answers for raft's state and changes the membership.
+type Node interface {
+	// Propose orders a write and returns once this member applied it.
 	Propose(ctx context.Context, req *pb.InternalRaftRequest) (storage.Result, error)
+	// ReadBarrier returns once a read served after it is linearizable.
+	ReadBarrier(ctx context.Context) error
 	Term() uint64
+	Leader() uint64
+	IsLearner() bool
+	CommittedIndex() uint64
+	AppliedIndex() uint64
+
+	Members() ([]storage.Member, error)
+	AddMember(ctx context.Context, peerURLs []string, learner bool) (storage.Member, []storage.Member, error)
+	RemoveMember(ctx context.Context, id uint64) ([]storage.Member, error)
+	UpdateMember(ctx context.Context, id uint64, peerURLs []string) ([]storage.Member, error)
+	PromoteMember(ctx context.Context, id uint64) ([]storage.Member, error)
+	MoveLeader(ctx context.Context, target uint64) error
 }
 
 // Config holds what etcd's flags decide about request handling.
@@ -47,21 +62,21 @@ const (
 
 // Server implements the etcd services.
 type Server struct {
-	cfg      Config
-	reader   Reader
-	proposer Proposer
-	ids      *idGenerator
+	cfg    Config
+	reader Reader
+	node   Node
+	ids    *idGenerator
 }
 
 // New builds a Server.
-func New(cfg Config, reader Reader, proposer Proposer) *Server {
+func New(cfg Config, reader Reader, node Node) *Server {
 	if cfg.MaxTxnOps <= 0 {
 		cfg.MaxTxnOps = DefaultMaxTxnOps
 	}
 	if cfg.MaxRequestBytes <= 0 {
 		cfg.MaxRequestBytes = DefaultMaxRequestBytes
 	}
-	return &Server{cfg: cfg, reader: reader, proposer: proposer, ids: newIDGenerator(cfg.MemberID)}
+	return &Server{cfg: cfg, reader: reader, node: node, ids: newIDGenerator(cfg.MemberID)}
 }
 
 // fill completes a response header as etcd does: cluster, member and term
@@ -72,7 +87,7 @@ func (s *Server) fill(h *pb.ResponseHeader) *pb.ResponseHeader {
 	}
 	h.ClusterId = s.cfg.ClusterID
 	h.MemberId = s.cfg.MemberID
-	h.RaftTerm = s.proposer.Term()
+	h.RaftTerm = s.node.Term()
 	if h.Revision == 0 {
 		h.Revision = s.reader.Rev()
 	}
@@ -86,7 +101,7 @@ func (s *Server) propose(ctx context.Context, req *pb.InternalRaftRequest) (any,
 	if req.Size() > s.cfg.MaxRequestBytes {
 		return nil, errRequestTooLarge
 	}
-	res, err := s.proposer.Propose(ctx, req)
+	res, err := s.node.Propose(ctx, req)
 	if err != nil {
 		return nil, toGRPC(err)
 	}

@@ -149,7 +149,7 @@ func (w *Watch) header(h *pb.ResponseHeader) *pb.ResponseHeader {
 	}
 	h.ClusterId = w.s.cfg.ClusterID
 	h.MemberId = w.s.cfg.MemberID
-	h.RaftTerm = w.s.proposer.Term()
+	h.RaftTerm = w.s.node.Term()
 	return h
 }
 

@@ -30,7 +30,7 @@ import (
 // the KV and Watch services.
 type watchNode struct {
 	store *storage.Store
-	local *replication.Local
+	local *replication.Node
 	hub   *watchhub.Hub
 	cfg   Config
 	kv    pb.KVClient
@@ -50,7 +50,7 @@ func startWatchNode(t *testing.T, cfg Config, hcfg watchhub.Config) *watchNode {
 	}
 	hcfg.Logger = quiet
 	n := &watchNode{store: store, hub: watchhub.New(store, hcfg)}
-	if n.local, err = replication.NewLocal(store, quiet, n.hub.Notify); err != nil {
+	if n.local, err = replication.StartSingle(store, opts.Dir, quiet, n.hub.Notify); err != nil {
 		t.Fatal(err)
 	}
 	cfg.ClusterID, cfg.MemberID = 0xc1, 0xe1

@@ -189,16 +189,26 @@ func New(cfg Config, store Store) (*Lessor, error) {
 // Start makes this lessor the primary (see Promote) and starts expiry and
 // checkpoints, which it proposes through p.
 func (le *Lessor) Start(p Proposer) {
+	le.Run(p)
+	le.Promote(le.cfg.PromoteExtend)
+}
+
+// Run starts expiry and checkpoints, proposed through p, for whenever this
+// lessor is the primary (the member leads: see Promote and Demote).
+func (le *Lessor) Run(p Proposer) {
 	le.startOnce.Do(func() {
 		le.mu.Lock()
 		le.propose = p
 		le.mu.Unlock()
-		le.Promote(le.cfg.PromoteExtend)
 		le.wg.Add(2)
 		go le.run()
 		go le.revoker()
 	})
 }
+
+// PromoteExtend is how much longer than their TTL leases live after this
+// lessor becomes primary.
+func (le *Lessor) PromoteExtend() time.Duration { return le.cfg.PromoteExtend }
 
 // Stop stops expiry and checkpoints and waits for proposals in flight.
 // Renewals fail with ErrStopped afterwards.

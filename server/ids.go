@@ -4,16 +4,14 @@ import (
 	"crypto/sha1"
 	"encoding/binary"
 	"sort"
-	"strings"
+
+	"github.com/sett-dev/sett/replication"
 )
 
 // MemberID derives a member's ID from its peer URLs and the cluster token,
 // exactly as etcd does for members of the initial cluster.
 func MemberID(peerURLs []string, token string) uint64 {
-	urls := append([]string(nil), peerURLs...)
-	sort.Strings(urls)
-	sum := sha1.Sum([]byte(strings.Join(urls, "") + token))
-	return binary.BigEndian.Uint64(sum[:8])
+	return replication.NewMemberID(peerURLs, token, nil)
 }
 
 // ClusterID derives the cluster ID from its member IDs, as etcd does.

@@ -50,6 +50,9 @@ type frontend struct {
 	clientTLS *tls.Config
 	health    *grpchealth.Server
 	hashes    *etcdapi.CompactionHashes
+	// ready is closed once the member may serve clients (it joined the
+	// cluster's log and published itself): requests wait for it, as etcd's.
+	ready <-chan struct{}
 
 	mu      sync.Mutex
 	bases   []net.Listener
@@ -110,6 +113,7 @@ func (s *Server) Metrics() *metrics.Metrics {
 // unaryInterceptors counts calls, then enforces the backend quota.
 func (f *frontend) unaryInterceptors(api *etcdapi.Server) grpc.ServerOption {
 	return grpc.ChainUnaryInterceptor(
+		f.waitReadyUnary,
 		f.metrics.UnaryServerInterceptor(),
 		api.QuotaInterceptor(etcdapi.QuotaConfig{
 			Store: f.store, Space: f.space, QuotaBackendBytes: f.cfg.QuotaBackendBytes, Hashes: f.hashes, Logger: f.log,
@@ -118,7 +122,7 @@ func (f *frontend) unaryInterceptors(api *etcdapi.Server) grpc.ServerOption {
 }
 
 func (f *frontend) streamInterceptors() grpc.ServerOption {
-	return grpc.ChainStreamInterceptor(f.metrics.StreamServerInterceptor())
+	return grpc.ChainStreamInterceptor(f.waitReadyStream, f.metrics.StreamServerInterceptor())
 }
 
 // register adds the Maintenance, Cluster and gRPC health services, then
@@ -135,9 +139,7 @@ func (f *frontend) register(g *grpc.Server, api *etcdapi.Server) {
 			f.metrics.Defrag(running, time.Duration(time.Now().UnixNano()-defragStart.Load()))
 		},
 	}))
-	pb.RegisterClusterServer(g, api.Cluster(etcdapi.ClusterConfig{
-		Name: f.cfg.Name, PeerURLs: f.cfg.InitialAdvertisePeerURLs, ClientURLs: f.cfg.AdvertiseClientURLs,
-	}))
+	pb.RegisterClusterServer(g, api.Cluster())
 	f.health = grpchealth.NewServer()
 	healthpb.RegisterHealthServer(g, f.health)
 	f.metrics.InitializeGRPC(g)

@@ -4,6 +4,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -20,6 +21,7 @@ import (
 	"github.com/sett-dev/sett/lease"
 	"github.com/sett-dev/sett/replication"
 	"github.com/sett-dev/sett/storage"
+	"github.com/sett-dev/sett/version"
 	"github.com/sett-dev/sett/watchhub"
 )
 
@@ -37,10 +39,19 @@ type Config struct {
 	MaxTxnOps                int
 	MaxRequestBytes          int
 	QuotaBackendBytes        int64
-	EnablePprof              bool // serve /debug/pprof on the client URLs
-	GRPCKeepAliveMinTime     time.Duration
-	GRPCKeepAliveInterval    time.Duration
-	GRPCKeepAliveTimeout     time.Duration
+	// HeartbeatInterval and ElectionTimeout are raft's timing (etcd's
+	// --heartbeat-interval, --election-timeout); SnapshotCount is
+	// --snapshot-count (applied entries between raft snapshots).
+	HeartbeatInterval time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotCount     uint64
+	// CatchUpEntries is --snapshot-catchup-entries: entries kept after a
+	// snapshot for followers slightly behind.
+	CatchUpEntries        uint64
+	EnablePprof           bool // serve /debug/pprof on the client URLs
+	GRPCKeepAliveMinTime  time.Duration
+	GRPCKeepAliveInterval time.Duration
+	GRPCKeepAliveTimeout  time.Duration
 
 	// WatchProgressNotifyInterval is etcd's --watch-progress-notify-interval
 	// (0: etcd's default, 10 minutes).
@@ -77,6 +88,9 @@ func DefaultConfig() Config {
 		GRPCKeepAliveMinTime:     5 * time.Second,
 		GRPCKeepAliveInterval:    2 * time.Hour,
 		GRPCKeepAliveTimeout:     20 * time.Second,
+		HeartbeatInterval:        100 * time.Millisecond,
+		ElectionTimeout:          time.Second,
+		SnapshotCount:            10000,
 	}
 }
 
@@ -85,13 +99,16 @@ type Server struct {
 	cfg       Config
 	log       *slog.Logger
 	store     *storage.Store
-	local     *replication.Local
+	node      *replication.Node
 	hub       *watchhub.Hub
 	lessor    *lease.Lessor
 	front     *frontend
 	grpc      *grpc.Server
 	listeners []net.Listener
 	errc      chan error
+
+	peerGRPC      *grpc.Server
+	peerListeners []net.Listener
 
 	MemberID  uint64
 	ClusterID uint64
@@ -109,12 +126,23 @@ func Start(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, errc: make(chan error, 8)}
-	s.MemberID = MemberID(cfg.InitialAdvertisePeerURLs, cfg.InitialClusterToken)
-	s.ClusterID = ClusterID([]uint64{s.MemberID})
+	peerTLS, peerClientTLS, err := peerTLSConfigs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startupTimeout)
+	defer cancel()
+	self, clusterID, initial, err := resolveMembership(ctx, cfg, peerClientTLS)
+	if err != nil {
+		return nil, err
+	}
+	s.MemberID, s.ClusterID = self.ID, clusterID
 
 	sopts := cfg.Storage
 	sopts.Dir = cfg.DataDir
 	sopts.Logger = cfg.Logger
+	// The raft log makes entries durable before they are applied.
+	sopts.LogDurable = true
 	store, err := storage.Open(sopts)
 	if err != nil {
 		return nil, err
@@ -122,7 +150,29 @@ func Start(cfg Config) (*Server, error) {
 	s.store = store
 	// The watch hub sees every revision committed from here on.
 	s.hub = watchhub.New(store, watchhub.Config{ProgressInterval: cfg.WatchProgressNotifyInterval, Logger: cfg.Logger})
-	s.local, err = replication.NewLocal(store, cfg.Logger, s.hub.Notify)
+	electionTicks := 10
+	if cfg.HeartbeatInterval > 0 && cfg.ElectionTimeout > 0 {
+		electionTicks = max(int(cfg.ElectionTimeout/cfg.HeartbeatInterval), 2)
+	}
+	s.node, err = replication.New(replication.Config{
+		Self:           self,
+		InitialCluster: initial,
+		Join:           cfg.InitialClusterState == "existing",
+		ClusterID:      clusterID,
+		ClusterToken:   cfg.InitialClusterToken,
+		DataDir:        cfg.DataDir,
+		Store:          store,
+		Observer:       s.hub.Notify,
+		Resync:         s.hub.Resync,
+		TickInterval:   cfg.HeartbeatInterval,
+		ElectionTicks:  electionTicks,
+		SnapshotCount:  cfg.SnapshotCount,
+		CatchUpEntries: cfg.CatchUpEntries,
+		PeerClientTLS:  peerClientTLS,
+		Version:        version.ClusterMinor,
+		UnsafeNoSync:   cfg.Storage.UnsafeNoSync,
+		Logger:         cfg.Logger,
+	})
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -133,20 +183,39 @@ func Start(cfg Config) (*Server, error) {
 		MemberID:        s.MemberID,
 		MaxTxnOps:       cfg.MaxTxnOps,
 		MaxRequestBytes: cfg.MaxRequestBytes,
-	}, store, s.local)
-	// The lessor follows storage's grants and revokes from here on, and
-	// runs expiry and checkpoints (a single member always leads).
+	}, store, s.node)
+	// The lessor follows storage's grants and revokes from here on; it
+	// runs expiry and checkpoints while this member leads.
 	if s.lessor, err = lease.New(lease.Config{Logger: cfg.Logger}, store); err != nil {
-		s.local.Stop()
 		store.Close()
 		return nil, err
 	}
-	s.lessor.Start(api.LeaseProposer())
+	s.node.OnLeadership(func(leader bool) {
+		if leader {
+			s.lessor.Promote(s.lessor.PromoteExtend())
+		} else {
+			s.lessor.Demote()
+		}
+	})
+	if err := s.servePeers(peerTLS); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.node.Start(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.lessor.Run(api.LeaseProposer())
+	go func() {
+		<-s.node.Done()
+		s.errc <- errors.New("the raft node stopped")
+	}()
 	if s.front, err = newFrontend(cfg, store, s.MemberID); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.local.ObserveCommits(s.Metrics().ObserveCommit)
+	s.front.ready = s.node.Ready()
+	s.node.ObserveCommits(s.Metrics().ObserveCommit)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+etcdapi.GRPCOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -168,7 +237,7 @@ func Start(cfg Config) (*Server, error) {
 	)
 	pb.RegisterKVServer(s.grpc, api.KV())
 	pb.RegisterWatchServer(s.grpc, api.Watch(s.hub, cfg.Logger))
-	pb.RegisterLeaseServer(s.grpc, api.LeaseWith(s.lessor))
+	pb.RegisterLeaseServer(s.grpc, api.LeaseWith(lease.NewRouter(s.lessor, s.node)))
 	s.front.register(s.grpc, api)
 
 	for _, u := range cfg.ListenClientURLs {
@@ -231,8 +300,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.grpc.Stop()
 		}
 	}
-	if s.local != nil {
-		s.local.Stop()
+	if s.node != nil {
+		s.node.Stop()
+	}
+	if s.peerGRPC != nil {
+		s.peerGRPC.Stop()
 	}
 	if s.store != nil {
 		return s.store.Close()

@@ -192,3 +192,11 @@ func TxnHasPut(t *pb.TxnRequest) bool {
 	}
 	return false
 }
+
+// replace takes other's alarms (an installed snapshot's) as its own.
+func (as *alarmSet) replace(other *alarmSet) {
+	as.mu.Lock()
+	defer as.mu.Unlock()
+	as.m = other.m
+	as.publishLocked()
+}

@@ -13,7 +13,11 @@ import (
 // Entry is one command of the (replicated) log, in etcd's own envelope.
 type Entry struct {
 	Index uint64
-	Req   *pb.InternalRaftRequest
+	// Req is the command; nil with a nil Member is an entry that changes
+	// nothing but the applied index (a new leader's empty entry).
+	Req *pb.InternalRaftRequest
+	// Member, if set, is a membership change (Req is then nil).
+	Member *MemberChange
 }
 
 // Result is what applying one Entry produced: a response message
@@ -50,7 +54,7 @@ func (s *Store) applyLocked(entries []Entry) ([]Result, []Revision, error) {
 	b := s.newBatch()
 	defer func() { b.txn.Discard() }()
 	for i, e := range entries {
-		res, err := b.apply(e.Req)
+		res, err := b.applyEntry(e)
 		if errors.Is(err, badger.ErrTxnTooBig) {
 			b.txn.Discard()
 			if i == 0 {
@@ -147,6 +151,16 @@ func (b *batch) finish(w *revWriter) {
 	}
 }
 
+func (b *batch) applyEntry(e Entry) (Result, error) {
+	switch {
+	case e.Member != nil:
+		return b.memberChange(e.Member)
+	case e.Req == nil:
+		return Result{}, nil
+	}
+	return b.apply(e.Req)
+}
+
 // apply runs one command. Command errors go in the Result; the error return
 // is for storage failures (including ErrTxnTooBig).
 func (b *batch) apply(req *pb.InternalRaftRequest) (Result, error) {
@@ -198,6 +212,12 @@ func (b *batch) apply(req *pb.InternalRaftRequest) (Result, error) {
 		return b.leaseCheckpoint(req.LeaseCheckpoint)
 	case req.Alarm != nil:
 		return b.alarm(req.Alarm)
+	case req.ClusterMemberAttrSet != nil:
+		return b.memberAttrs(req.ClusterMemberAttrSet)
+	case req.ClusterVersionSet != nil:
+		return b.clusterVersion(req.ClusterVersionSet)
+	case req.DowngradeInfoSet != nil, req.DowngradeVersionTest != nil:
+		return Result{}, nil
 	default:
 		return Result{Err: fmt.Errorf("storage: unsupported command %v", req)}, nil
 	}
@@ -294,8 +314,10 @@ func (b *batch) commit(index uint64) error {
 	if err := b.txn.Commit(); err != nil {
 		return err
 	}
-	if err := b.s.syncLocked(b.valueLog); err != nil {
-		return err
+	if !b.s.logDurable {
+		if err := b.s.syncLocked(b.valueLog); err != nil {
+			return err
+		}
 	}
 	s := b.s
 	s.leases.merge(b.leases.pending)

@@ -25,7 +25,7 @@ func (s *Store) applyChunked(e Entry) ([]Result, []Revision, error) {
 	if err := b.txn.Set(metaPending, encodeInt(b.rev+1)); err != nil {
 		return nil, nil, err
 	}
-	res, err := b.apply(e.Req)
+	res, err := b.applyEntry(e)
 	if err == nil {
 		b.results = append(b.results, res)
 		err = b.commit(e.Index)

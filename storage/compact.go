@@ -101,20 +101,9 @@ func (c *compactor) run(s *Store) {
 var errStopped = errors.New("storage: stopped")
 
 func (s *Store) readMeta(key []byte, def int64) (int64, error) {
-	var v int64 = def
-	err := s.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		b, err := item.ValueCopy(nil)
-		if err != nil {
-			return err
-		}
-		v, err = decodeInt(b)
+	var v int64
+	err := s.db.View(func(txn *badger.Txn) (err error) {
+		v, err = txnReadInt(txn, key, def)
 		return err
 	})
 	return v, err

@@ -39,9 +39,10 @@ const SnapshotBlock = 512
 // written out. Close it when done: it holds a Badger read point, which
 // keeps the versions it reads from being garbage collected.
 type Snapshot struct {
-	txn  *badger.Txn
-	size int64
-	rev  int64
+	txn     *badger.Txn
+	size    int64
+	rev     int64
+	applied uint64
 }
 
 // Snapshot opens a consistent snapshot of the whole store.
@@ -49,6 +50,12 @@ func (s *Store) Snapshot() (*Snapshot, error) {
 	rev := s.rev.Load()
 	txn := s.db.NewTransaction(false)
 	sn := &Snapshot{txn: txn, rev: rev}
+	if applied, err := txnReadInt(txn, metaApplied, 0); err != nil {
+		txn.Discard()
+		return nil, err
+	} else {
+		sn.applied = uint64(applied)
+	}
 	n := int64(len(snapshotMagic))
 	err := sn.each(func(k, v []byte) error {
 		n += int64(uvarintLen(uint64(len(k))) + len(k) + uvarintLen(uint64(len(v))) + len(v))
@@ -69,6 +76,9 @@ func (sn *Snapshot) Size() int64 { return sn.size }
 
 // Revision is (at least) the revision the snapshot holds.
 func (sn *Snapshot) Revision() int64 { return sn.rev }
+
+// AppliedIndex is the log index of the last entry the snapshot holds.
+func (sn *Snapshot) AppliedIndex() uint64 { return sn.applied }
 
 // Close releases the read point.
 func (sn *Snapshot) Close() { sn.txn.Discard() }
@@ -207,7 +217,7 @@ func RestoreSnapshot(path, dir string, o RestoreOptions) (rev int64, err error) 
 			err = cerr
 		}
 	}()
-	if err := loadSnapshot(s.db, bufio.NewReaderSize(io.LimitReader(f, body), 1<<20)); err != nil {
+	if err := loadSnapshot(s.db, bufio.NewReaderSize(io.LimitReader(f, body), 1<<20), false); err != nil {
 		return 0, err
 	}
 	return s.finishRestore(o)
@@ -228,7 +238,11 @@ func verifySnapshotHash(f *os.File, body int64) error {
 	return nil
 }
 
-func loadSnapshot(db *badger.DB, r *bufio.Reader) error {
+// loadSnapshot writes a snapshot stream's records into db. Alarms and the
+// membership belong to the cluster the snapshot came from: they are loaded
+// only for sameCluster (a member catching up), not for a restore into a
+// new cluster.
+func loadSnapshot(db *badger.DB, r *bufio.Reader, sameCluster bool) error {
 	magic := make([]byte, len(snapshotMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != snapshotMagic {
 		// bbolt's meta page starts with a 16-byte page header, then its
@@ -264,7 +278,7 @@ func loadSnapshot(db *badger.DB, r *bufio.Reader) error {
 		if err != nil {
 			return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
 		}
-		if bytes.HasPrefix(k, alarmPrefix) || bytes.Equal(k, metaTerm) {
+		if bytes.Equal(k, metaTerm) || (!sameCluster && clusterState(k)) {
 			continue
 		}
 		e := badger.NewEntry(k, v)

@@ -29,7 +29,13 @@ type Options struct {
 	// UnsafeNoSync skips the fsync that makes every applied batch durable
 	// before it is visible (etcd's --unsafe-no-fsync). The zero value syncs.
 	UnsafeNoSync bool
-	Logger       *slog.Logger
+	// LogDurable says a log in front of the store (raft's) makes every
+	// entry durable before it is applied: Apply then does not fsync, a
+	// crash may lose a suffix of applied batches (never a middle one, and
+	// never half a batch), and the log replays them. Sync makes everything
+	// applied durable, before the log forgets the entries.
+	LogDurable bool
+	Logger     *slog.Logger
 }
 
 // DefaultOptions are the sizes sett runs with unless flags say otherwise.
@@ -77,7 +83,9 @@ type Store struct {
 	// defragMu runs one defragmentation at a time.
 	defragMu sync.Mutex
 	noSync   bool
-	wal      *walSyncer
+	// logDurable: Apply leaves syncing to Sync (see Options.LogDurable).
+	logDurable bool
+	wal        *walSyncer
 	// valueThreshold: values at least this long go to Badger's value log,
 	// which then needs syncing too.
 	valueThreshold int64
@@ -130,7 +138,7 @@ func Open(opts Options) (*Store, error) {
 		}
 		return nil, fmt.Errorf("open badger in %s: %w", opts.Dir, err)
 	}
-	s := &Store{db: db, log: opts.Logger, noSync: opts.UnsafeNoSync, valueThreshold: bo.ValueThreshold}
+	s := &Store{db: db, log: opts.Logger, noSync: opts.UnsafeNoSync, logDurable: opts.LogDurable, valueThreshold: bo.ValueThreshold}
 	if s.wal, err = newWALSyncer(opts.Dir); err != nil {
 		db.Close()
 		return nil, err
@@ -268,6 +276,20 @@ func (s *Store) syncLocked(valueLog bool) error {
 	return s.wal.sync()
 }
 
+// Sync makes every applied batch durable, including those Apply left to
+// the log (Options.LogDurable).
+func (s *Store) Sync() error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if s.noSync {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		return err
+	}
+	return s.wal.sync()
+}
+
 // writeLocked runs a Badger write under applyMu, for writers other than the
 // applier. It does not sync: what it writes becomes durable with the next
 // applied batch, in log order.
@@ -312,3 +334,6 @@ func (b badgerLogger) Infof(f string, a ...any) {
 	b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "component", "badger")
 }
 func (b badgerLogger) Debugf(f string, a ...any) {}
+
+// SyncDisabled reports Options.UnsafeNoSync.
+func (s *Store) SyncDisabled() bool { return s.noSync }

@@ -23,7 +23,7 @@ import (
 type testEnv struct {
 	t     testing.TB
 	store *storage.Store
-	local *replication.Local
+	local *replication.Node
 	hub   *Hub
 
 	mu      sync.Mutex
@@ -47,7 +47,7 @@ func newTestEnv(t testing.TB, cfg Config) *testEnv {
 	}
 	e := &testEnv{t: t, store: store}
 	e.hub = New(store, cfg)
-	e.local, err = replication.NewLocal(store, quietLogger(), func(revs []storage.Revision) {
+	e.local, err = replication.StartSingle(store, opts.Dir, quietLogger(), func(revs []storage.Revision) {
 		e.mu.Lock()
 		e.history = append(e.history, revs...)
 		e.mu.Unlock()

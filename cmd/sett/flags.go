@@ -24,6 +24,8 @@ type options struct {
 	version    bool
 	// memoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT).
 	memoryLimit int64
+	// heartbeatMs and electionMs are etcd's raft timing flags, in ms.
+	heartbeatMs, electionMs uint
 	// ignored lists etcd flags that were set but mean nothing to sett.
 	ignored []string
 }
@@ -43,7 +45,7 @@ var etcdOnlyFlags = map[string]bool{
 	"discovery-srv": false, "discovery-srv-name": false, "discovery-token": false, "discovery-user": false,
 	"distributed-tracing-address": false, "distributed-tracing-instance-id": false,
 	"distributed-tracing-sampling-rate": false, "distributed-tracing-service-name": false,
-	"downgrade-check-time": false, "election-timeout": false, "enable-distributed-tracing": true,
+	"downgrade-check-time": false, "enable-distributed-tracing": true,
 	"enable-grpc-gateway": true, "enable-log-rotation": true,
 	"experimental-bootstrap-defrag-threshold-megabytes": false, "experimental-compact-hash-check-enabled": true,
 	"experimental-compact-hash-check-time": false, "experimental-compaction-batch-limit": false,
@@ -53,17 +55,16 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-downgrade-check-time": false, "experimental-enable-distributed-tracing": true,
 	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
-	"experimental-peer-skip-client-san-verification": true, "experimental-snapshot-catchup-entries": false,
-	"experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
+	"experimental-peer-skip-client-san-verification": true, "experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
 	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
-	"force-new-cluster":  true,
-	"heartbeat-interval": false, "host-whitelist": false, "initial-election-tick-advance": true,
+	"force-new-cluster": true,
+	"host-whitelist":    false, "initial-election-tick-advance": true,
 	"log-format": false, "log-outputs": false,
 	"log-rotation-config-json": false, "logger": false, "max-concurrent-streams": false, "max-learners": false,
 	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false, "pre-vote": true,
 	"raft-read-timeout": false, "raft-write-timeout": false,
-	"snapshot-catchup-entries": false, "snapshot-count": false, "socket-reuse-address": true,
-	"socket-reuse-port": true, "strict-reconfig-check": true, "v2-deprecation": false,
+	"socket-reuse-address": true,
+	"socket-reuse-port":    true, "strict-reconfig-check": true, "v2-deprecation": false,
 	"wal-dir": false, "warning-apply-duration": false, "warning-unary-request-duration": false,
 	"feature-gates": false,
 }
@@ -123,6 +124,11 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
+	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", 100, "Time (in milliseconds) of a heartbeat interval.")
+	fs.UintVar(&o.electionMs, "election-timeout", 1000, "Time (in milliseconds) for an election to timeout.")
+	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")
+	fs.Uint64Var(&c.CatchUpEntries, "snapshot-catchup-entries", 5000, "Number of entries for a slow follower to catch up after compacting the raft storage entries.")
+	fs.Uint64Var(&c.CatchUpEntries, "experimental-snapshot-catchup-entries", 5000, "Deprecated: use --snapshot-catchup-entries.")
 	addTLSFlags(fs, c)
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "Duration of periodic watch progress notifications.")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", 10*time.Minute, "Deprecated: use --watch-progress-notify-interval.")
@@ -229,6 +235,18 @@ func parseOptions(args []string, env func(string) string, out io.Writer) (*optio
 			return nil, err
 		}
 	}
+	// etcd's rules for the raft timing flags.
+	if o.heartbeatMs == 0 || o.electionMs == 0 {
+		return nil, fmt.Errorf("--heartbeat-interval and --election-timeout must be positive")
+	}
+	if 5*o.heartbeatMs > o.electionMs {
+		return nil, fmt.Errorf("--election-timeout[%vms] should be at least as 5 times as --heartbeat-interval[%vms]", o.electionMs, o.heartbeatMs)
+	}
+	if o.electionMs > 50000 {
+		return nil, fmt.Errorf("--election-timeout[%vms] is too long, and should be set less than 50000ms", o.electionMs)
+	}
+	o.cfg.HeartbeatInterval = time.Duration(o.heartbeatMs) * time.Millisecond
+	o.cfg.ElectionTimeout = time.Duration(o.electionMs) * time.Millisecond
 	return o, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 func TestParseOptions(t *testing.T) {
@@ -50,10 +51,17 @@ client-transport-security:
 					t.Fatalf("%+v", c)
 				}
 			}},
-		{name: "etcd-only flags are accepted and reported", args: []string{"--snapshot-count=5", "--enable-grpc-gateway", "--heartbeat-interval", "100", "--name=x"},
+		{name: "etcd-only flags are accepted and reported", args: []string{"--auth-token=simple", "--enable-grpc-gateway", "--wal-dir", "/w", "--name=x"},
 			check: func(t *testing.T, o *options) {
-				if !reflect.DeepEqual(o.ignored, []string{"snapshot-count", "enable-grpc-gateway", "heartbeat-interval"}) || o.cfg.Name != "x" {
+				if !reflect.DeepEqual(o.ignored, []string{"auth-token", "enable-grpc-gateway", "wal-dir"}) || o.cfg.Name != "x" {
 					t.Fatalf("ignored %v name %q", o.ignored, o.cfg.Name)
+				}
+			}},
+		{name: "raft flags", args: []string{"--snapshot-count=5", "--heartbeat-interval", "50", "--election-timeout=500", "--snapshot-catchup-entries=7"},
+			check: func(t *testing.T, o *options) {
+				c := o.cfg
+				if c.SnapshotCount != 5 || c.HeartbeatInterval != 50*time.Millisecond || c.ElectionTimeout != 500*time.Millisecond || c.CatchUpEntries != 7 || len(o.ignored) != 0 {
+					t.Fatalf("%+v ignored %v", c, o.ignored)
 				}
 			}},
 		{name: "env vars fill unset flags", args: []string{"--name=flag"}, env: map[string]string{"ETCD_NAME": "env", "ETCD_DATA_DIR": "/env"},
@@ -77,6 +85,7 @@ client-transport-security:
 		{name: "unknown flag", args: []string{"--no-such-flag"}, wantErr: true},
 		{name: "stray argument", args: []string{"extra"}, wantErr: true},
 		{name: "bad number", args: []string{"--max-txn-ops=many"}, wantErr: true},
+		{name: "election timeout under 5 heartbeats", args: []string{"--heartbeat-interval=100", "--election-timeout=400"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
