@@ -10,7 +10,7 @@ import (
 )
 
 // kindsUnderTest are the implementations every scenario runs against.
-var kindsUnderTest = []Kind{Etcd}
+var kindsUnderTest = []Kind{Etcd, Sett}
 
 // long reports whether SETT_LONG_TESTS=1 asks for longer runs.
 func long() bool { return os.Getenv("SETT_LONG_TESTS") == "1" }

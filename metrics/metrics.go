@@ -35,8 +35,9 @@ type Source struct {
 	Space func() (total, inUse int64)
 	// Rev and CompactRev are the current revision and compaction point.
 	Rev, CompactRev func() int64
-	// AppliedIndex is the last applied log index (committed = applied on
-	// one member).
+	// Raft is the member's raft node; nil reports a lone leader.
+	Raft RaftState
+	// AppliedIndex is the last applied log index, when Raft is nil.
 	AppliedIndex func() uint64
 	// Keys counts the live keys; it may be slow, and is cached for
 	// KeysMaxAge.
@@ -60,6 +61,8 @@ type Metrics struct {
 	healthCheck    *prometheus.GaugeVec
 	healthChecks   *prometheus.CounterVec
 	proposalsFail  prometheus.Counter
+
+	snapshotReceived *prometheus.CounterVec
 
 	grpc *grpcMetrics
 }
@@ -86,16 +89,22 @@ func New(src Source) *Metrics {
 		reg.MustRegister(g)
 	}
 
-	// The member is alone, hence always the leader.
-	gaugeFunc("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", func() float64 { return 1 })
-	gaugeFunc("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", func() float64 { return 1 })
-	gaugeFunc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", func() float64 { return 0 })
-	leaderChanges := prometheus.NewCounter(prometheus.CounterOpts{
+	rs := src.Raft
+	if rs == nil {
+		rs = loneLeader{src.AppliedIndex}
+	}
+	gaugeFunc("server", "has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", func() float64 { return boolValue(rs.Leader() != 0) })
+	gaugeFunc("server", "is_leader", "Whether or not this member is a leader. 1 if is, 0 otherwise.", func() float64 { return boolValue(rs.IsLeader()) })
+	gaugeFunc("server", "is_learner", "Whether or not this member is a learner. 1 if is, 0 otherwise.", func() float64 { return boolValue(rs.IsLearner()) })
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Namespace: "etcd", Subsystem: "server", Name: "leader_changes_seen_total",
 		Help: "The number of leader changes seen.",
-	})
-	leaderChanges.Inc() // it became leader once, at start
-	reg.MustRegister(leaderChanges)
+	}, func() float64 { return float64(rs.LeaderChanges()) }))
+	m.snapshotReceived = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "etcd", Subsystem: "network", Name: "snapshot_receive_success",
+		Help: "Total number of successful snapshot receives",
+	}, []string{"From"})
+	reg.MustRegister(m.snapshotReceived)
 	constGauge("server", "id", "Server or member ID in hexadecimal format. 1 for 'server_id' label with current ID.",
 		"server_id", fmt.Sprintf("%x", src.MemberID))
 	if src.ServerVersion != "" {
@@ -111,11 +120,8 @@ func New(src Source) *Metrics {
 	gaugeFunc("server", "quota_backend_bytes", "Current backend storage quota size in bytes.",
 		func() float64 { return float64(src.QuotaBytes) })
 
-	if src.AppliedIndex != nil {
-		idx := func() float64 { return float64(src.AppliedIndex()) }
-		gaugeFunc("server", "proposals_committed_total", "The total number of consensus proposals committed.", idx)
-		gaugeFunc("server", "proposals_applied_total", "The total number of consensus proposals applied.", idx)
-	}
+	gaugeFunc("server", "proposals_committed_total", "The total number of consensus proposals committed.", func() float64 { return float64(rs.CommittedIndex()) })
+	gaugeFunc("server", "proposals_applied_total", "The total number of consensus proposals applied.", func() float64 { return float64(rs.AppliedIndex()) })
 	gaugeFunc("server", "proposals_pending", "The current number of pending proposals to commit.", func() float64 { return 0 })
 	m.proposalsFail = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: "etcd", Subsystem: "server", Name: "proposals_failed_total",

@@ -172,6 +172,27 @@ func (n *Node) applyConfChange(e raftpb.Entry, skip bool) error {
 	if err != nil {
 		return fmt.Errorf("configuration change at index %d: %w", e.Index, err)
 	}
+	// Checked again when applied, against the membership every member has
+	// at this index: two changes proposed at once cannot both pass. A
+	// refused change is recorded, so that a replay refuses it too.
+	var verr error
+	if skip {
+		if n.store.ConfRejected(e.Index) {
+			verr = ErrMemberExists // the original answer is gone; nobody waits
+		}
+	} else if verr = n.validateChange(change); verr != nil {
+		if _, _, err := n.store.Apply([]storage.Entry{{Index: e.Index, Member: &storage.MemberChange{Type: storage.MemberRejected}}}); err != nil {
+			return err
+		}
+	}
+	if verr != nil {
+		cc.NodeID = 0 // raft applies it as a no-op
+		n.raft.ApplyConfChange(cc)
+		if w := n.waits.take(cc.ID); w != nil && w.req == nil {
+			n.confDone = append(n.confDone, confAnswer{w, verr})
+		}
+		return nil
+	}
 	if !skip {
 		if _, _, err := n.store.Apply([]storage.Entry{{Index: e.Index, Member: change}}); err != nil {
 			return err
@@ -188,7 +209,7 @@ func (n *Node) applyConfChange(e raftpb.Entry, skip bool) error {
 	if w := n.waits.take(cc.ID); w != nil && w.req == nil {
 		// Answered after Advance: raft refuses a new configuration change
 		// until it knows this one is applied.
-		n.confDone = append(n.confDone, w)
+		n.confDone = append(n.confDone, confAnswer{w, nil})
 	}
 	if change.Type == storage.MemberRemove && change.Member.ID == n.id {
 		n.log.Warn("this member was removed from the cluster; stopping")

@@ -22,6 +22,7 @@ const (
 type ClusterInfo struct {
 	ClusterID uint64           `json:"clusterID"`
 	Members   []storage.Member `json:"members"`
+	Removed   []uint64         `json:"removed,omitempty"`
 }
 
 // Discover asks the members at peerURLs (the others of --initial-cluster)
@@ -70,11 +71,11 @@ func (n *Node) join(ctx context.Context) error {
 
 func (n *Node) registerCalls() {
 	n.tr.HandlePublic(callMembers, func(ctx context.Context, _ []byte) ([]byte, error) {
-		members, err := n.Members()
+		members, removed, err := n.store.Members()
 		if err != nil {
 			return nil, err
 		}
-		return json.Marshal(ClusterInfo{ClusterID: n.cfg.ClusterID, Members: members})
+		return json.Marshal(ClusterInfo{ClusterID: n.cfg.ClusterID, Members: members, Removed: removed})
 	})
 	n.tr.Handle(callPromote, func(ctx context.Context, req []byte) ([]byte, error) {
 		var id uint64

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -15,11 +16,11 @@ func (n *Node) run() {
 	go n.applier()
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
-	var campaignedAt uint64 // term of the last campaign started here
 	for {
 		select {
 		case <-ticker.C:
 			n.raft.Tick()
+			n.campaignAlone()
 		case rd := <-n.raft.Ready():
 			if err := n.handleReady(rd); err != nil {
 				n.fail(err)
@@ -27,16 +28,13 @@ func (n *Node) run() {
 				return
 			}
 			n.raft.Advance()
-			for _, w := range n.confDone {
-				w.resc <- nil
+			for _, a := range n.confDone {
+				a.w.resc <- a.err
 			}
 			n.confDone = n.confDone[:0]
 			// A one-voter cluster need not wait out an election timeout:
 			// it campaigns once its configuration is applied.
-			if n.singleVoter.Load() && n.lead.Load() == 0 && campaignedAt != n.term.Load()+1 {
-				campaignedAt = n.term.Load() + 1
-				n.raft.Campaign(n.ctx)
-			}
+			n.campaignAlone()
 		case <-n.stopc:
 			n.waits.failAll(ErrStopped)
 			return
@@ -53,6 +51,7 @@ func (n *Node) handleReady(rd raft.Ready) error {
 		n.committed.Store(rd.HardState.Commit)
 	}
 	if rd.SoftState != nil {
+		n.raftState = rd.SoftState.RaftState
 		n.setLeader(rd.SoftState.Lead)
 	}
 	if len(rd.ReadStates) > 0 {
@@ -150,6 +149,7 @@ func (n *Node) installSnapshot(snap raftpb.Snapshot) error {
 	n.confState = meta.ConfState
 	n.snapIndex = meta.Index
 	n.setApplied(meta.Index)
+	n.installs.Add(1)
 	n.updateVoterState()
 	if n.cfg.Resync != nil {
 		n.cfg.Resync(n.store.Rev())
@@ -158,11 +158,17 @@ func (n *Node) installSnapshot(snap raftpb.Snapshot) error {
 	return n.syncPeers()
 }
 
-// syncPeers makes the transport's peers storage's members.
+// syncPeers makes the transport's peers storage's members, touching only
+// the peers that changed (an update resets the peer's stream).
 func (n *Node) syncPeers() error {
-	members, removed, err := n.store.Members()
+	members, _, err := n.store.Members()
 	if err != nil {
 		return err
+	}
+	n.peersMu.Lock()
+	defer n.peersMu.Unlock()
+	if n.peers == nil {
+		n.peers = map[uint64]string{}
 	}
 	have := map[uint64]bool{}
 	for _, m := range members {
@@ -171,12 +177,20 @@ func (n *Node) syncPeers() error {
 			n.isLearner.Store(m.IsLearner)
 			continue
 		}
-		n.tr.AddPeer(m.ID, m.PeerURLs)
-		n.tr.UpdatePeer(m.ID, m.PeerURLs)
+		urls := strings.Join(m.PeerURLs, ",")
+		old, known := n.peers[m.ID]
+		switch {
+		case !known:
+			n.tr.AddPeer(m.ID, m.PeerURLs)
+		case old != urls:
+			n.tr.UpdatePeer(m.ID, m.PeerURLs)
+		}
+		n.peers[m.ID] = urls
 	}
-	for _, id := range removed {
+	for id := range n.peers {
 		if !have[id] {
 			n.tr.RemovePeer(id)
+			delete(n.peers, id)
 		}
 	}
 	return nil
@@ -185,4 +199,12 @@ func (n *Node) syncPeers() error {
 func (n *Node) updateVoterState() {
 	cs := n.confState
 	n.singleVoter.Store(len(cs.Voters) == 1 && cs.Voters[0] == n.id && len(cs.VotersOutgoing) == 0)
+}
+
+// campaignAlone starts an election at once when this member is the only
+// voter and follows nobody: it need not wait out an election timeout.
+func (n *Node) campaignAlone() {
+	if n.singleVoter.Load() && n.lead.Load() == 0 && n.raftState == raft.StateFollower {
+		n.raft.Campaign(n.ctx)
+	}
 }

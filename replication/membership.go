@@ -54,6 +54,74 @@ func memberChangeOf(cc raftpb.ConfChange) (*storage.MemberChange, error) {
 	return nil, fmt.Errorf("unknown configuration change type %v", cc.Type)
 }
 
+// confAnswer is a configuration change's outcome for its proposer.
+type confAnswer struct {
+	w   *waiter
+	err error
+}
+
+// validateChange checks a membership change against the applied
+// membership, as etcd's ValidateConfigurationChange does at apply time.
+func (n *Node) validateChange(c *storage.MemberChange) error {
+	members, removed, err := n.store.Members()
+	if err != nil {
+		return err
+	}
+	if c.Type == storage.MemberAdd && slices.Contains(removed, c.Member.ID) {
+		return ErrMemberRemoved
+	}
+	cur, exists := findMember(members, c.Member.ID)
+	switch c.Type {
+	case storage.MemberAdd:
+		if exists {
+			return ErrMemberExists
+		}
+		learners := 0
+		for _, m := range members {
+			if m.IsLearner {
+				learners++
+			}
+			for _, u := range m.PeerURLs {
+				if slices.Contains(c.Member.PeerURLs, u) {
+					return ErrPeerURLExists
+				}
+			}
+		}
+		if c.Member.IsLearner && learners >= 1 {
+			return ErrTooManyLearners
+		}
+	case storage.MemberRemove:
+		if !exists {
+			if slices.Contains(removed, c.Member.ID) {
+				return ErrMemberRemoved
+			}
+			return ErrMemberNotFound
+		}
+	case storage.MemberUpdate:
+		if !exists {
+			return ErrMemberNotFound
+		}
+		for _, m := range members {
+			if m.ID == c.Member.ID {
+				continue
+			}
+			for _, u := range m.PeerURLs {
+				if slices.Contains(c.Member.PeerURLs, u) {
+					return ErrPeerURLExists
+				}
+			}
+		}
+	case storage.MemberPromote:
+		if !exists {
+			return ErrMemberNotFound
+		}
+		if !cur.IsLearner {
+			return ErrMemberNotLearner
+		}
+	}
+	return nil
+}
+
 // NewMemberID derives a member's ID as etcd does: the first 8 bytes of
 // the SHA-1 of its sorted peer URLs, the cluster token and, for members
 // added to a running cluster, the time of the request.

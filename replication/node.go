@@ -96,7 +96,8 @@ type Node struct {
 	// Owned by the run loop.
 	confState raftpb.ConfState
 	snapIndex uint64
-	confDone  []*waiter // configuration changes applied in the current Ready
+	confDone  []confAnswer // configuration changes applied in the current Ready
+	raftState raft.StateType
 	// snapshotDue forces a raft snapshot after the current Ready.
 	snapshotDue bool
 
@@ -118,6 +119,12 @@ type Node struct {
 	leaderChanged   chan struct{} // closed and replaced at every change of leader
 
 	commitObserver atomic.Pointer[func(time.Duration)]
+	installs       atomic.Int64
+	leaderChanges  atomic.Int64
+	snapObserver   atomic.Pointer[func(from uint64)]
+
+	peersMu sync.Mutex
+	peers   map[uint64]string // the transport's peers and their URLs
 
 	ctx      context.Context // canceled by Stop
 	cancel   context.CancelFunc
@@ -228,6 +235,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go n.run()
 	go n.reads.run()
 	go n.publish()
+	go n.watchRemoval()
 	return nil
 }
 
@@ -326,6 +334,15 @@ func (n *Node) fail(err error) {
 // served from then on.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
+// LeaderChanges counts the changes to a new leader this member saw.
+func (n *Node) LeaderChanges() int64 { return n.leaderChanges.Load() }
+
+// ObserveSnapshots tells fn of every snapshot received from a member.
+func (n *Node) ObserveSnapshots(fn func(from uint64)) { n.snapObserver.Store(&fn) }
+
+// SnapshotsInstalled counts the snapshots from other members installed.
+func (n *Node) SnapshotsInstalled() int64 { return n.installs.Load() }
+
 // Done is closed when the node stopped.
 func (n *Node) Done() <-chan struct{} { return n.donec }
 
@@ -369,6 +386,9 @@ func (n *Node) setLeader(lead uint64) {
 		return
 	}
 	n.log.Info("leader changed", "leader", fmt.Sprintf("%x", lead), "term", n.term.Load())
+	if lead != 0 {
+		n.leaderChanges.Add(1)
+	}
 	n.leaderMu.Lock()
 	close(n.leaderChanged)
 	n.leaderChanged = make(chan struct{})

@@ -52,7 +52,13 @@ func (s *snapshots) Receive(ctx context.Context, m raftpb.Message, data io.Reade
 		os.Remove(tmp)
 		return err
 	}
-	return os.Rename(tmp, final)
+	if err := os.Rename(tmp, final); err != nil {
+		return err
+	}
+	if fn := s.n.snapObserver.Load(); fn != nil {
+		(*fn)(m.From)
+	}
+	return nil
 }
 
 func (n *Node) receivedPath(meta raftpb.SnapshotMetadata) string {

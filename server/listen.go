@@ -60,7 +60,7 @@ type frontend struct {
 	closed  bool
 }
 
-func newFrontend(cfg Config, store *storage.Store, memberID uint64) (*frontend, error) {
+func newFrontend(cfg Config, store *storage.Store, memberID uint64, raft metrics.RaftState) (*frontend, error) {
 	f := &frontend{cfg: cfg, log: cfg.Logger, store: store, memberID: memberID, hashes: etcdapi.NewCompactionHashes()}
 	f.space = storage.NewSpaceMeter(store, 250*time.Millisecond)
 	f.metrics = metrics.New(metrics.Source{
@@ -73,9 +73,9 @@ func newFrontend(cfg Config, store *storage.Store, memberID uint64) (*frontend, 
 			sp := f.space.Get()
 			return sp.Total, sp.InUse
 		},
-		Rev:          store.Rev,
-		CompactRev:   store.CompactRev,
-		AppliedIndex: store.AppliedIndex,
+		Rev:        store.Rev,
+		CompactRev: store.CompactRev,
+		Raft:       raft,
 		Keys: func() (int64, error) {
 			resp, err := store.Range(context.Background(), &pb.RangeRequest{Key: []byte{0}, RangeEnd: []byte{0}, CountOnly: true})
 			if err != nil {

@@ -210,12 +210,13 @@ func Start(cfg Config) (*Server, error) {
 		<-s.node.Done()
 		s.errc <- errors.New("the raft node stopped")
 	}()
-	if s.front, err = newFrontend(cfg, store, s.MemberID); err != nil {
+	if s.front, err = newFrontend(cfg, store, s.MemberID, s.node); err != nil {
 		s.Close()
 		return nil, err
 	}
 	s.front.ready = s.node.Ready()
 	s.node.ObserveCommits(s.Metrics().ObserveCommit)
+	s.node.ObserveSnapshots(s.Metrics().SnapshotReceived)
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+etcdapi.GRPCOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),

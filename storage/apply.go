@@ -154,7 +154,7 @@ func (b *batch) finish(w *revWriter) {
 func (b *batch) applyEntry(e Entry) (Result, error) {
 	switch {
 	case e.Member != nil:
-		return b.memberChange(e.Member)
+		return b.memberChange(e.Index, e.Member)
 	case e.Req == nil:
 		return Result{}, nil
 	}

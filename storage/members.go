@@ -32,6 +32,9 @@ const (
 	MemberRemove                              // remove Member.ID; its ID is never reused
 	MemberUpdate                              // replace Member.ID's peer URLs
 	MemberPromote                             // make learner Member.ID a voter
+	// MemberRejected records that the configuration change at the entry's
+	// index was refused when applied (so that a replay refuses it too).
+	MemberRejected
 )
 
 // MemberChange is a committed membership change.
@@ -43,10 +46,20 @@ type MemberChange struct {
 // Members are kept one record each: 'm/member/' + ID(8) holds the member
 // as JSON; 'm/removed/' + ID(8) marks an ID that was removed.
 var (
-	memberPrefix  = []byte("m/member/")
-	removedPrefix = []byte("m/removed/")
-	metaClusterV  = []byte("m/cluster-version")
+	memberPrefix   = []byte("m/member/")
+	removedPrefix  = []byte("m/removed/")
+	metaClusterV   = []byte("m/cluster-version")
+	rejectedPrefix = []byte("m/conf-rejected/")
 )
+
+// ConfRejected says whether the configuration change at index was refused.
+func (s *Store) ConfRejected(index uint64) bool {
+	err := s.db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get(memberKey(rejectedPrefix, index))
+		return err
+	})
+	return err == nil
+}
 
 func memberKey(prefix []byte, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(append([]byte(nil), prefix...), id)
@@ -115,7 +128,10 @@ func (b *batch) putMember(m Member) error {
 }
 
 // memberChange applies a membership entry.
-func (b *batch) memberChange(c *MemberChange) (Result, error) {
+func (b *batch) memberChange(index uint64, c *MemberChange) (Result, error) {
+	if c.Type == MemberRejected {
+		return Result{}, b.txn.Set(memberKey(rejectedPrefix, index), nil)
+	}
 	cur, err := b.getMember(c.Member.ID)
 	switch {
 	case errors.Is(err, errMemberMissing):

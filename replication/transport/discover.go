@@ -53,3 +53,7 @@ func Discover(ctx context.Context, clientTLS *tls.Config, urls []string, method 
 	}
 	return nil, errors.Join(errs...)
 }
+
+// PublicMethod is the name under which Call reaches a method registered
+// with HandlePublic.
+func PublicMethod(method string) string { return publicPrefix + method }
