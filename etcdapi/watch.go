@@ -20,9 +20,9 @@ import (
 // fed by a receive loop (create, cancel, progress requests) and drained by
 // a send loop, as etcd's v3rpc serverWatchStream.
 //
-// etcd's "require leader" metadata (rpctypes.MetadataRequireLeaderKey)
-// needs nothing here: a single member always has a leader, so such streams
-// are never refused nor closed for leader loss.
+// etcd's "require leader" metadata (rpctypes.MetadataRequireLeaderKey) is
+// the server's interceptors' business: such streams are refused, or ended,
+// without a leader.
 type Watch struct {
 	pb.UnimplementedWatchServer
 	s   *Server

@@ -53,6 +53,7 @@ type frontend struct {
 	// ready is closed once the member may serve clients (it joined the
 	// cluster's log and published itself): requests wait for it, as etcd's.
 	ready <-chan struct{}
+	raft  metrics.RaftState
 
 	mu      sync.Mutex
 	bases   []net.Listener
@@ -61,7 +62,7 @@ type frontend struct {
 }
 
 func newFrontend(cfg Config, store *storage.Store, memberID uint64, raft metrics.RaftState) (*frontend, error) {
-	f := &frontend{cfg: cfg, log: cfg.Logger, store: store, memberID: memberID, hashes: etcdapi.NewCompactionHashes()}
+	f := &frontend{cfg: cfg, log: cfg.Logger, store: store, memberID: memberID, hashes: etcdapi.NewCompactionHashes(), raft: raft}
 	f.space = storage.NewSpaceMeter(store, 250*time.Millisecond)
 	f.metrics = metrics.New(metrics.Source{
 		MemberID:       memberID,
