@@ -32,6 +32,7 @@ fmt-check:
 # Tests that compare with real etcd build it first (bin/ is cached).
 test: bin/etcd bin/etcdctl fmt-check vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
+	$(MAKE) e2e
 	$(MAKE) e2e-storage
 
 # Random operation sequences against real etcd for DURATION (SEED to start

@@ -3,12 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -83,26 +79,6 @@ func start(t *testing.T, dir, name string, bin string, args ...string) *exec.Cmd
 	return cmd
 }
 
-func writeServiceAccountKeys(t *testing.T, dir string) (pub, priv string) {
-	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pubDER, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, pub = filepath.Join(dir, "sa.key"), filepath.Join(dir, "sa.pub")
-	if err := os.WriteFile(priv, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return pub, priv
-}
-
 // apiClient talks to kube-apiserver as a system:masters token user.
 type apiClient struct {
 	t     *testing.T
@@ -159,7 +135,10 @@ func TestKubeAPIServerOnSett(t *testing.T) {
 		"--listen-client-urls", settURL, "--advertise-client-urls", settURL,
 		"--listen-peer-urls", fmt.Sprintf("http://127.0.0.1:%d", freePort(t)), "--log-level", "warn")
 
-	pub, priv := writeServiceAccountKeys(t, dir)
+	pub, priv, err := ServiceAccountKeys(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tokens := filepath.Join(dir, "tokens.csv")
 	if err := os.WriteFile(tokens, []byte("e2e-token,admin,admin,system:masters\n"), 0o600); err != nil {
 		t.Fatal(err)
