@@ -155,14 +155,6 @@ func (w *Watchers) Gaps() (gaps []string, events, deletes int) {
 	return append([]string(nil), w.gaps...), w.events, w.deletes
 }
 
-// SeqSeen is the last sequence number the informer saw for a configmap.
-func (w *Watchers) SeqSeen(namespace, name string) (int, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n, ok := w.seq[namespace+"/"+name]
-	return n, ok
-}
-
 // Converged waits until every informer's cache holds exactly the objects
 // (name and resource version) of a fresh list, and returns the differences
 // left when timeout runs out.

@@ -34,7 +34,6 @@ type Workload struct {
 	size    Size
 	Timings *Timings
 	Watch   *Watchers
-	logf    func(string, ...any)
 
 	mu            sync.Mutex
 	events        []eventRecord
@@ -51,7 +50,7 @@ type eventRecord struct {
 var widgetGVR = schema.GroupVersionResource{Group: "e2e.sett.dev", Version: "v1", Resource: "widgets"}
 
 // NewWorkload connects to the control plane; Setup must run before rounds.
-func NewWorkload(cp *ControlPlane, size Size, logf func(string, ...any)) (*Workload, error) {
+func NewWorkload(cp *ControlPlane, size Size) (*Workload, error) {
 	dyn, err := dynamic.NewForConfig(cp.Config)
 	if err != nil {
 		return nil, err
@@ -61,7 +60,7 @@ func NewWorkload(cp *ControlPlane, size Size, logf func(string, ...any)) (*Workl
 		return nil, err
 	}
 	return &Workload{cp: cp, kube: cp.Client, dyn: dyn, ext: ext, size: size,
-		Timings: NewTimings(), logf: logf}, nil
+		Timings: NewTimings()}, nil
 }
 
 // Setup creates the custom resource definition and starts the informers.

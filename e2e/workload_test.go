@@ -137,7 +137,7 @@ func runPlane(t *testing.T, kind StoreKind, bins Binaries, m mode) (*Timings, st
 	startup := time.Since(started)
 	t.Logf("%s: control plane ready in %v", kind, startup.Round(time.Millisecond))
 
-	w, err := NewWorkload(cp, m.size, t.Logf)
+	w, err := NewWorkload(cp, m.size)
 	if err != nil {
 		t.Fatal(err)
 	}
