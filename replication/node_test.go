@@ -146,7 +146,7 @@ func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
 		store := openStore(t, dir)
 		n, err := New(Config{
 			Self: members[i], InitialCluster: members, ClusterID: 7, DataDir: dir, Store: store,
-			TickInterval: 50 * time.Millisecond, ElectionTicks: 20, SnapshotCount: snapshotCount, CatchUpEntries: 5,
+			TickInterval: 100 * time.Millisecond, ElectionTicks: 30, SnapshotCount: snapshotCount, CatchUpEntries: 5,
 			UnsafeNoSync: true, Logger: quiet(),
 		})
 		if err != nil {
