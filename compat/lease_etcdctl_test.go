@@ -31,11 +31,9 @@ var leaseEtcdctlScript = []leaseCtlStep{
 	lgrant("L1", "lease", "grant", "100"),
 	lgrant("L2", "lease", "grant", "50", "-w", "json"),
 	lgrant("L3", "lease", "grant", "200", "-w", "fields"),
-	lgrant("L4", "lease", "grant", "1"),      // raised to the minimum, 2 s
 	lctl("put", "--lease", "{L1}", "a", "1"), // 2
 	lctl("put", "--lease", "{L1}", "b", "2"), // 3
 	lctl("put", "--lease", "{L3}", "c", "3"), // 4
-	lctl("put", "--lease", "{L4}", "d", "4"), // 5
 
 	// timetolive
 	lctl("lease", "timetolive", "{L1}"),
@@ -65,7 +63,10 @@ var leaseEtcdctlScript = []leaseCtlStep{
 	lctl("lease", "keep-alive", "--once"),         // client error
 	lctl("lease", "timetolive", "{L1}"),
 
-	// expiry of L4 (2 s) deletes d
+	// expiry of L4 (2 s) deletes d; granted just before, so that the steps
+	// above cannot outlast it on a slow machine
+	lgrant("L4", "lease", "grant", "1"),      // raised to the minimum, 2 s
+	lctl("put", "--lease", "{L4}", "d", "4"), // 5
 	lsleep(3500 * time.Millisecond),
 	lctl("get", "d"),
 	lctl("get", "", "--prefix", "-w", "json"),
