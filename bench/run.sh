@@ -43,6 +43,18 @@ else
 	HUGE_KEYS=${HUGE_KEYS:-0}
 fi
 FSYNC_COUNT=${FSYNC_COUNT:-1000}    # 4 KiB synchronous writes of the fsync measurement
+BENCH_CLUSTER=${BENCH_CLUSTER:-1}   # 1: also measure 3-member clusters (bench/cluster.sh); 0: skip
+# Requests of the 3-member figures: smaller than the single-member ones in
+# the default run (to keep it near 15 minutes), the same in long mode.
+if [[ $BENCH_LONG == 1 ]]; then
+	CLUSTER_PUT1_TOTAL=${CLUSTER_PUT1_TOTAL:-$PUT1_TOTAL}
+	CLUSTER_PUT100_TOTAL=${CLUSTER_PUT100_TOTAL:-$PUT100_TOTAL}
+	CLUSTER_RANGE_TOTAL=${CLUSTER_RANGE_TOTAL:-$RANGE_TOTAL}
+else
+	CLUSTER_PUT1_TOTAL=${CLUSTER_PUT1_TOTAL:-2000}
+	CLUSTER_PUT100_TOTAL=${CLUSTER_PUT100_TOTAL:-20000}
+	CLUSTER_RANGE_TOTAL=${CLUSTER_RANGE_TOTAL:-30000}
+fi
 KEY_SIZE=${KEY_SIZE:-8}
 VAL_SIZE=${VAL_SIZE:-256}
 SERVERS=${SERVERS:-etcd sett ceiling} # first one is the baseline of the ratio column
@@ -62,7 +74,7 @@ log() { printf '[bench %s +%dm%02ds] %s\n' "$(date +%H:%M:%S)" $(((SECONDS - T0)
 die() { log "ERROR: $*"; exit 1; }
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for v in REPEAT PUT1_TOTAL PUT100_TOTAL PUT1000_TOTAL TXN_TOTAL TXN_MIXED_TOTAL LEASE_TOTAL RANGE_TOTAL WATCH_LAT_PUTS WATCH_LAT_RATE WATCH_FANOUT_PUTS KEYS BIG_REPEAT STARTUP_REPEAT FSYNC_COUNT KEY_SIZE VAL_SIZE; do
+for v in REPEAT PUT1_TOTAL PUT100_TOTAL PUT1000_TOTAL TXN_TOTAL TXN_MIXED_TOTAL LEASE_TOTAL RANGE_TOTAL WATCH_LAT_PUTS WATCH_LAT_RATE WATCH_FANOUT_PUTS KEYS BIG_REPEAT STARTUP_REPEAT FSYNC_COUNT KEY_SIZE VAL_SIZE CLUSTER_PUT1_TOTAL CLUSTER_PUT100_TOTAL CLUSTER_RANGE_TOTAL; do
 	is_uint "${!v}" && (( ${!v} > 0 )) || die "$v must be a positive integer, got '${!v}'"
 done
 for v in BIG_KEYS HUGE_KEYS BIG_QUOTA; do
@@ -71,8 +83,7 @@ done
 (( HUGE_KEYS == 0 || (BIG_KEYS > 0 && HUGE_KEYS > BIG_KEYS) )) || die "HUGE_KEYS ($HUGE_KEYS) must be 0 or above BIG_KEYS ($BIG_KEYS)"
 # The benchmark tool writes the key's index as a varint into the key.
 (( KEY_SIZE >= 4 )) || die "KEY_SIZE must be at least 4, got $KEY_SIZE"
-# 3-member figures need sett to replicate; see "3-member figures" below.
-[[ ${BENCH_CLUSTER:-0} == 0 ]] || die "BENCH_CLUSTER=1: 3-member figures are not implemented yet (sett does not replicate yet)"
+[[ $BENCH_CLUSTER == 0 || $BENCH_CLUSTER == 1 ]] || die "BENCH_CLUSTER must be 0 or 1, got '$BENCH_CLUSTER'"
 
 read -r -a SERVER_LIST <<<"$SERVERS"
 (( ${#SERVER_LIST[@]} >= 1 )) || die "SERVERS is empty"
@@ -140,6 +151,7 @@ cleanup() {
 		wait "$BENCH_PID" 2>/dev/null || true
 	fi
 	stop_server
+	stop_cluster
 	if [[ $KEEP_WORK == 1 ]]; then
 		log "kept work dir $WORK"
 	else
@@ -147,6 +159,9 @@ cleanup() {
 	fi
 	exit "$rc"
 }
+# The 3-member figures (before the trap: cleanup stops a cluster too).
+# shellcheck source=bench/cluster.sh
+source "$ROOT/bench/cluster.sh"
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM HUP
 
@@ -212,6 +227,9 @@ plan_weights() {
 			if ((HUGE_KEYS > 0)); then
 				TOTAL_W=$((TOTAL_W + BIG_REPEAT * ((HUGE_KEYS - BIG_KEYS) / 8000 + 10 * STARTUP_REPEAT + 3)))
 			fi
+			if [[ $BENCH_CLUSTER == 1 ]]; then
+				TOTAL_W=$((TOTAL_W + REPEAT * $(cluster_weight)))
+			fi
 		fi
 	done
 	TOTAL_W=$((TOTAL_W + REPEAT * 2)) # fsync
@@ -260,11 +278,12 @@ launch_server() {
 	SERVER_PID=$!
 }
 
-# ready_probe reports whether ENDPOINT answers a linearizable range (which
-# needs an elected leader) without error.
+# ready_probe [ENDPOINT] reports whether ENDPOINT (default: the server's)
+# answers a linearizable range (which needs an elected leader) without
+# error.
 ready_probe() {
-	local out=$WORK/probe.out
-	timeout 10 "$BENCH_TOOL" --endpoints="$ENDPOINT" --dial-timeout=2s --precise \
+	local out=$WORK/probe.out ep=${1:-$ENDPOINT}
+	timeout 10 "$BENCH_TOOL" --endpoints="$ep" --dial-timeout=2s --precise \
 		range bench-readiness-probe --consistency=l --total=1 >"$out" 2>/dev/null || return 1
 	grep -q 'Requests/sec' "$out" && ! grep -q 'Error distribution' "$out"
 }
@@ -579,18 +598,8 @@ measure_fsync() {
 	progress 2 "[$rep/$REPEAT] fsync of a 4 KiB write measured"
 }
 
-# --- 3-member figures (not yet run) --------------------------------------------
-# Issue #10 also asks for figures of 3-member clusters. sett does not
-# replicate yet (replication/ holds only the single-member log), so this
-# section deliberately measures nothing and the report has no 3-member rows
-# rather than invented ones; BENCH_CLUSTER=1 stops the script (see above).
-# When replication exists: start three members per server on 127.0.0.x
-# addresses with --initial-cluster naming all three, run put1, put100 and
-# range_l against all three endpoints, and record them as put1_3m, put100_3m
-# and range_l_3m.
-
 # --- run ---------------------------------------------------------------------
-log "work dir $WORK; servers: ${SERVER_LIST[*]}; REPEAT=$REPEAT KEYS=$KEYS BIG_KEYS=$BIG_KEYS HUGE_KEYS=$HUGE_KEYS"
+log "work dir $WORK; servers: ${SERVER_LIST[*]}; REPEAT=$REPEAT KEYS=$KEYS BIG_KEYS=$BIG_KEYS HUGE_KEYS=$HUGE_KEYS BENCH_CLUSTER=$BENCH_CLUSTER"
 log "building the helper programs"
 build_helpers
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -604,6 +613,9 @@ if ((HUGE_KEYS > 0)); then
 	label load_huge "load on to $HUGE_KEYS keys (the $((HUGE_KEYS - BIG_KEYS)) more), 100 clients/10 conns"
 	label startup_huge "start-up with $HUGE_KEYS keys"
 fi
+if [[ $BENCH_CLUSTER == 1 ]]; then
+	label_cluster_figures
+fi
 for ((rep = 1; rep <= REPEAT; rep++)); do
 	# Alternate which server goes first, so that neither always runs on a
 	# cold (or warm) machine.
@@ -615,6 +627,9 @@ for ((rep = 1; rep <= REPEAT; rep++)); do
 	measure_fsync "$rep"
 	for s in "${order[@]}"; do run_figures "$s" "$rep"; done
 	for s in "${order[@]}"; do [[ $s == ceiling ]] || run_load "$s" "$rep"; done
+	if [[ $BENCH_CLUSTER == 1 ]]; then
+		for s in "${order[@]}"; do [[ $s == ceiling ]] || run_cluster "$s" "$rep"; done
+	fi
 done
 if ((BIG_KEYS > 0)); then
 	for ((rep = 1; rep <= BIG_REPEAT; rep++)); do
@@ -634,11 +649,16 @@ sett_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "unknown")
 if [[ -n $(git -C "$ROOT" status --porcelain 2>/dev/null | head -n1) ]]; then sett_rev+=" (dirty)"; fi
 mode="default"
 [[ $BENCH_LONG == 1 ]] && mode="long (BENCH_LONG=1)"
+members="Single members on 127.0.0.1" cluster_settings="BENCH_CLUSTER=$BENCH_CLUSTER"
+if [[ $BENCH_CLUSTER == 1 ]]; then
+	members+=", then 3-member clusters (one at a time, default heartbeat, election timeout and snapshot count)"
+	cluster_settings+=" CLUSTER_PUT1_TOTAL=$CLUSTER_PUT1_TOTAL CLUSTER_PUT100_TOTAL=$CLUSTER_PUT100_TOTAL CLUSTER_RANGE_TOTAL=$CLUSTER_RANGE_TOTAL"
+fi
 meta "Machine" "$(nproc) CPUs${cpu_model:+ ($cpu_model)}, $mem_total RAM, $(uname -sr), $go_version"
 meta "Load average" "$LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (a busy machine makes every figure noisy)"
-meta "Servers" "${etcd_version:-etcd}; sett $sett_rev; ceiling = bench/ceiling. Single members on 127.0.0.1, fresh data dirs in $(dirname "$WORK") ($data_fs), --log-level=$LOG_LEVEL; both fsync every acknowledged write"
+meta "Servers" "${etcd_version:-etcd}; sett $sett_rev; ceiling = bench/ceiling. $members, fresh data dirs in $(dirname "$WORK") ($data_fs), --log-level=$LOG_LEVEL; both fsync every acknowledged write"
 meta "Client" "etcd's benchmark tool (${BENCH_TOOL#"$ROOT"/}); keys $KEY_SIZE bytes, values $VAL_SIZE bytes"
-meta "Settings" "$mode; REPEAT=$REPEAT PUT1_TOTAL=$PUT1_TOTAL PUT100_TOTAL=$PUT100_TOTAL PUT1000_TOTAL=$PUT1000_TOTAL RANGE_TOTAL=$RANGE_TOTAL TXN_TOTAL=$TXN_TOTAL TXN_MIXED_TOTAL=$TXN_MIXED_TOTAL LEASE_TOTAL=$LEASE_TOTAL WATCH_LAT_PUTS=$WATCH_LAT_PUTS WATCH_LAT_RATE=$WATCH_LAT_RATE WATCH_FANOUT_PUTS=$WATCH_FANOUT_PUTS KEYS=$KEYS BIG_KEYS=$BIG_KEYS (x$BIG_REPEAT) HUGE_KEYS=$HUGE_KEYS STARTUP_REPEAT=$STARTUP_REPEAT"
+meta "Settings" "$mode; REPEAT=$REPEAT PUT1_TOTAL=$PUT1_TOTAL PUT100_TOTAL=$PUT100_TOTAL PUT1000_TOTAL=$PUT1000_TOTAL RANGE_TOTAL=$RANGE_TOTAL TXN_TOTAL=$TXN_TOTAL TXN_MIXED_TOTAL=$TXN_MIXED_TOTAL LEASE_TOTAL=$LEASE_TOTAL WATCH_LAT_PUTS=$WATCH_LAT_PUTS WATCH_LAT_RATE=$WATCH_LAT_RATE WATCH_FANOUT_PUTS=$WATCH_FANOUT_PUTS KEYS=$KEYS BIG_KEYS=$BIG_KEYS (x$BIG_REPEAT) HUGE_KEYS=$HUGE_KEYS STARTUP_REPEAT=$STARTUP_REPEAT $cluster_settings"
 meta "Run" "took ${ELAPSED}s, finished $(date -u +%Y-%m-%dT%H:%MZ)"
 
 mkdir -p "$OUT_DIR"

@@ -41,6 +41,30 @@ func colorOf(name string, i int) color.RGBA {
 	return otherColors[i%len(otherColors)]
 }
 
+// Line patterns: the ceiling is dashed, 3-member clusters are dotted.
+var (
+	ceilingDashes = []vg.Length{vg.Points(6), vg.Points(3)}
+	clusterDashes = []vg.Length{vg.Points(1.5), vg.Points(3)}
+)
+
+// styleOf returns the colour and line pattern of the i-th series of a
+// panel: its server's colour (Server, or else Name), dotted for 3-member
+// clusters, dashed for the ceiling, solid otherwise.
+func styleOf(s series, i int) (color.RGBA, []vg.Length) {
+	srv := s.Server
+	if srv == "" {
+		srv = s.Name
+	}
+	switch {
+	case s.Dotted:
+		return colorOf(srv, i), clusterDashes
+	case srv == "ceiling":
+		return colorOf(srv, i), ceilingDashes
+	default:
+		return colorOf(srv, i), nil
+	}
+}
+
 // renderFile draws a file's panels in a grid and writes the PNG.
 func renderFile(f plotFile, path string) error {
 	if len(f.Panels) == 0 {
@@ -141,12 +165,10 @@ func newPanel(pn panel) (*plot.Plot, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := colorOf(s.Name, i)
+		c, dashes := styleOf(s, i)
 		line.Color = c
 		line.Width = vg.Points(1.5)
-		if s.Name == "ceiling" {
-			line.Dashes = []vg.Length{vg.Points(6), vg.Points(3)}
-		}
+		line.Dashes = dashes
 		points.Color = c
 		points.Shape = shapes[i%len(shapes)]
 		bars, err := plotter.NewYErrorBars(ep)

@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
+
+	"gonum.org/v1/plot/vg"
 )
 
 func TestRunRendersEveryFile(t *testing.T) {
@@ -20,7 +24,8 @@ func TestRunRendersEveryFile(t *testing.T) {
 	spec := plotSpec{Files: []plotFile{
 		{File: "one.png", Columns: 1, Panels: []panel{{
 			Title: "linear", LogX: true, XTicks: []tick{{1, "1"}, {3, "3"}},
-			Series: []series{{Name: "etcd", Points: pts(1, 2, 3)}, {Name: "ceiling", Points: pts(3, 4, 5)}},
+			Series: []series{{Name: "etcd", Points: pts(1, 2, 3)}, {Name: "ceiling", Points: pts(3, 4, 5)},
+				{Name: "etcd, 3 members", Server: "etcd", Dotted: true, Points: pts(1, 1.5)}},
 		}}},
 		{File: "grid.png", Columns: 2, Panels: []panel{
 			{Title: "a", LogY: true, Series: []series{{Name: "sett", Points: pts(0.5, 2, 40)}}},
@@ -77,5 +82,26 @@ func TestRunRejectsBadSpec(t *testing.T) {
 	}
 	if err := run(p, dir); err == nil {
 		t.Error("a spec that is not JSON was accepted")
+	}
+}
+
+func TestStyleOf(t *testing.T) {
+	tests := []struct {
+		s          series
+		i          int
+		wantColor  color.RGBA
+		wantDashes []vg.Length
+	}{
+		{series{Name: "etcd"}, 0, serverColors["etcd"], nil},
+		{series{Name: "sett, 1 member", Server: "sett"}, 1, serverColors["sett"], nil},
+		{series{Name: "sett, 3 members", Server: "sett", Dotted: true}, 3, serverColors["sett"], clusterDashes},
+		{series{Name: "ceiling"}, 2, serverColors["ceiling"], ceilingDashes},
+		{series{Name: "other"}, 1, otherColors[1], nil},
+	}
+	for _, tt := range tests {
+		c, d := styleOf(tt.s, tt.i)
+		if c != tt.wantColor || !slices.Equal(d, tt.wantDashes) {
+			t.Errorf("styleOf(%+v, %d) = %v, %v; want %v, %v", tt.s, tt.i, c, d, tt.wantColor, tt.wantDashes)
+		}
 	}
 }

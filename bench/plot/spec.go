@@ -29,8 +29,12 @@ type tick struct {
 	Label string  `json:"label"`
 }
 
+// series.Server names the server whose colour the line takes (empty:
+// Name); Dotted lines are 3-member clusters.
 type series struct {
 	Name   string  `json:"name"`
+	Server string  `json:"server"`
+	Dotted bool    `json:"dotted"`
 	Points []point `json:"points"`
 }
 

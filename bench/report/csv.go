@@ -12,7 +12,9 @@ func formatFloat(x float64) string { return strconv.FormatFloat(x, 'g', 7, 64) }
 
 // WriteSummaryCSV writes one line per row of the table: figure id,
 // metric, label, unit, then median/min/max/n for each server and the
-// ratios (empty where not measured).
+// ratios (empty where not measured). When there are 3-member figures,
+// each server measured on 3 members also gets a <server>_3m_over_1m
+// column (see Table.MemberRatio), filled on the 3-member rows.
 func WriteSummaryCSV(w io.Writer, t *Table, labels map[string]string, servers []string, ratios []RatioColumn) error {
 	cw := csv.NewWriter(w)
 	head := []string{"figure", "metric", "label", "unit"}
@@ -21,6 +23,10 @@ func WriteSummaryCSV(w io.Writer, t *Table, labels map[string]string, servers []
 	}
 	for _, r := range ratios {
 		head = append(head, r.Of+"_over_"+r.Over)
+	}
+	members, _ := ClusterColumns(t, servers, nil)
+	for _, s := range members {
+		head = append(head, s+"_3m_over_1m")
 	}
 	if err := cw.Write(head); err != nil {
 		return err
@@ -35,11 +41,10 @@ func WriteSummaryCSV(w io.Writer, t *Table, labels map[string]string, servers []
 			}
 		}
 		for _, r := range ratios {
-			if v, ok := t.Ratio(k.Figure, k.Metric, r.Of, r.Over); ok {
-				rec = append(rec, strconv.FormatFloat(v, 'f', 3, 64))
-			} else {
-				rec = append(rec, "")
-			}
+			rec = append(rec, csvRatio(t.Ratio(k.Figure, k.Metric, r.Of, r.Over)))
+		}
+		for _, s := range members {
+			rec = append(rec, csvRatio(t.MemberRatio(k.Figure, k.Metric, s)))
 		}
 		if err := cw.Write(rec); err != nil {
 			return err
@@ -47,6 +52,13 @@ func WriteSummaryCSV(w io.Writer, t *Table, labels map[string]string, servers []
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+func csvRatio(v float64, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', 3, 64)
 }
 
 // WriteRawCSV writes every measurement.

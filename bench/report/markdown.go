@@ -93,6 +93,7 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 	}
 	r.writeGoals(&b)
 	r.writeFigures(&b)
+	r.writeCluster(&b)
 	r.writeMachine(&b)
 	r.writeImages(&b)
 	if r.E2E != "" {
@@ -126,7 +127,7 @@ func (r *Report) writeFigures(b *strings.Builder) {
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---|", len(r.Servers)+len(r.Ratios)) + "\n")
 	for _, k := range r.Table.Rows {
-		if !shownInTable(k.Metric) || r.isMachineRow(k) {
+		if !shownInTable(k.Metric) || r.isMachineRow(k) || isClusterFigure(k.Figure) {
 			continue
 		}
 		unit := r.Table.Units[k]

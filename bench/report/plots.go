@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 )
 
@@ -35,9 +36,12 @@ type Tick struct {
 	Label string  `json:"label"`
 }
 
-// Series is one server's line.
+// Series is one server's line. Server picks the colour (the same
+// server's series share it; empty: Name); Dotted marks 3-member figures.
 type Series struct {
 	Name   string  `json:"name"`
+	Server string  `json:"server,omitempty"`
+	Dotted bool    `json:"dotted,omitempty"`
 	Points []Point `json:"points"`
 }
 
@@ -63,15 +67,20 @@ const (
 
 // BuildPlots turns the table into the plots: put throughput against
 // clients, latency against percentile for every figure with a latency
-// distribution, and RSS against keys loaded. Plots without data are
-// left out.
+// distribution, and RSS against keys loaded. A 3-member figure goes into
+// its single-member figure's panel as dotted lines. Plots without data
+// are left out.
 func BuildPlots(t *Table, labels map[string]string, servers []string) PlotSpec {
 	var spec PlotSpec
 	if p := throughputPanel(t, servers); len(p.Series) > 0 {
 		spec.Files = append(spec.Files, PlotFile{File: plotThroughput, Title: "", Columns: 1, Panels: []Panel{p}})
 	}
 	var lat []Panel
-	for _, fig := range figuresWith(t, "p99") {
+	withLatency := figuresWith(t, "p99")
+	for _, fig := range withLatency {
+		if base, ok := clusterBase(fig); ok && slices.Contains(withLatency, base) {
+			continue // drawn in its single-member figure's panel
+		}
 		if p := latencyPanel(t, fig, labels[fig], servers); len(p.Series) > 0 {
 			lat = append(lat, p)
 		}
@@ -98,7 +107,9 @@ func figuresWith(t *Table, metric string) []string {
 
 func point(x float64, s Summary) Point { return Point{X: x, Y: s.Median, Lo: s.Min, Hi: s.Max} }
 
-// throughputPanel plots the put figures against their client counts.
+// throughputPanel plots the put figures against their client counts:
+// one series per server on a single member, and one (dotted) per server
+// on 3 members where those were measured.
 func throughputPanel(t *Table, servers []string) Panel {
 	p := Panel{Title: "put throughput against clients (10 clients per connection)", XLabel: "clients", YLabel: "req/s", LogX: true}
 	clients := []struct {
@@ -108,25 +119,51 @@ func throughputPanel(t *Table, servers []string) Panel {
 	for _, c := range clients {
 		p.XTicks = append(p.XTicks, Tick{X: c.n, Label: strconv.Itoa(int(c.n))})
 	}
-	for _, srv := range servers {
-		s := Series{Name: srv}
+	series := func(srv, suffix string) Series {
+		s := Series{Name: srv, Server: srv, Dotted: suffix != ""}
 		for _, c := range clients {
-			if sum, ok := t.Get(c.fig, "throughput", srv); ok {
+			if sum, ok := t.Get(c.fig+suffix, "throughput", srv); ok {
 				s.Points = append(s.Points, point(c.n, sum))
 			}
 		}
-		if len(s.Points) > 0 {
-			p.Series = append(p.Series, s)
+		return s
+	}
+	var single, cluster []Series
+	for _, srv := range servers {
+		if s := series(srv, ""); len(s.Points) > 0 {
+			single = append(single, s)
+		}
+		if s := series(srv, clusterSuffix); len(s.Points) > 0 {
+			cluster = append(cluster, s)
 		}
 	}
+	if len(cluster) > 0 {
+		p.Title = "put throughput against clients (10 clients per connection; dotted: 3 members)"
+		nameMembers(single, cluster)
+	}
+	p.Series = append(single, cluster...)
 	return p
+}
+
+// nameMembers names series by their member count, for panels that show
+// both (the ceiling is never a cluster and keeps its name).
+func nameMembers(single, cluster []Series) {
+	for i := range single {
+		if single[i].Server != ceiling {
+			single[i].Name += ", 1 member"
+		}
+	}
+	for i := range cluster {
+		cluster[i].Name += ", 3 members"
+	}
 }
 
 // nines maps a percentile to its number of nines, -log10(1-p/100), so
 // that p50, p90, p99 and p99.9 are evenly spaced.
 func nines(p float64) float64 { return -math.Log10(1 - p/100) }
 
-// latencyPanel plots one figure's latency percentiles.
+// latencyPanel plots one figure's latency percentiles, and those of its
+// 3-member figure (dotted) if there is one.
 func latencyPanel(t *Table, fig, label string, servers []string) Panel {
 	p := Panel{Title: label, XLabel: "percentile", YLabel: "ms", LogY: true}
 	for _, m := range percentileMetrics {
@@ -136,8 +173,31 @@ func latencyPanel(t *Table, fig, label string, servers []string) Panel {
 		}
 		p.XTicks = append(p.XTicks, Tick{X: nines(pc), Label: m})
 	}
+	single := latencySeries(t, fig, servers)
+	var cluster []Series
+	if isClusterFigure(fig) {
+		// Only when its single-member figure has no panel of its own.
+		single, cluster = nil, single
+	} else {
+		cluster = latencySeries(t, fig+clusterSuffix, servers)
+	}
+	for i := range cluster {
+		cluster[i].Dotted = true
+	}
+	if len(single) > 0 && len(cluster) > 0 {
+		p.Title += "; dotted: 3 members"
+		nameMembers(single, cluster)
+	}
+	p.Series = append(single, cluster...)
+	return p
+}
+
+// latencySeries is one series per server of a figure's percentiles from
+// p50 up.
+func latencySeries(t *Table, fig string, servers []string) []Series {
+	var out []Series
 	for _, srv := range servers {
-		s := Series{Name: srv}
+		s := Series{Name: srv, Server: srv}
 		for _, m := range percentileMetrics {
 			pc, _ := percentileOf(m)
 			if pc < 50 {
@@ -154,10 +214,10 @@ func latencyPanel(t *Table, fig, label string, servers []string) Panel {
 			}
 		}
 		if len(s.Points) > 0 {
-			p.Series = append(p.Series, s)
+			out = append(out, s)
 		}
 	}
-	return p
+	return out
 }
 
 // rssPanel plots the RSS after each load figure against its key count.
