@@ -166,20 +166,7 @@ func Open(opts Options) (*Store, error) {
 
 func (s *Store) loadMeta() error {
 	return s.db.View(func(txn *badger.Txn) error {
-		read := func(key []byte, def int64) (int64, error) {
-			item, err := txn.Get(key)
-			if errors.Is(err, badger.ErrKeyNotFound) {
-				return def, nil
-			}
-			if err != nil {
-				return 0, err
-			}
-			b, err := item.ValueCopy(nil)
-			if err != nil {
-				return 0, err
-			}
-			return decodeInt(b)
-		}
+		read := func(key []byte, def int64) (int64, error) { return txnReadInt(txn, key, def) }
 		// An empty store is at revision 1, as etcd's is.
 		rev, err := read(metaRevision, 1)
 		if err != nil {
