@@ -92,7 +92,7 @@ func (r *readIndexer) run() {
 // comes, as leadership may be changing) and waits until it is applied.
 func (r *readIndexer) round() error {
 	r.seq++
-	rctx := binary.BigEndian.AppendUint64(nil, r.seq)
+	rctx := readContext(r.n.id, r.seq)
 	deadline := time.NewTimer(r.n.requestTimeout())
 	defer deadline.Stop()
 	for {
@@ -144,4 +144,12 @@ func (r *readIndexer) await(rctx []byte, retry, deadline <-chan time.Time) (uint
 			return 0, false, ErrStopped
 		}
 	}
+}
+
+// readContext is the context of this member's seq-th read index round:
+// unique in the cluster, as the leader ignores a read index request whose
+// context it already has pending (another member's round would then wait
+// for a retry).
+func readContext(member, seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, member), seq)
 }
