@@ -34,6 +34,7 @@ test: bin/etcd bin/etcdctl fmt-check vet
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
 	$(MAKE) e2e
 	$(MAKE) e2e-storage
+	@$(MAKE) --no-print-directory test-kind
 
 # Random operation sequences against real etcd for DURATION (SEED to start
 # from a given seed); a divergence is shrunk to its shortest failing prefix.
