@@ -2,6 +2,7 @@
 #
 #   make build   build bin/sett
 #   make test    build the reference etcd/etcdctl (cached in bin/), vet, run every test
+#   make check   fast: gofmt, vet, build, unit tests (no etcd, no Kubernetes binaries)
 #   make bench   sett vs real etcd with etcd's benchmark tool, same run, same machine
 #   make fuzz-compat DURATION=10m   random differential testing against etcd
 #   make e2e     kube-apiserver on sett
@@ -12,7 +13,7 @@ GOTESTFLAGS ?=
 
 .DEFAULT_GOAL := build
 
-.PHONY: build test vet fmt-check bench bench-long fuzz-compat compat-table clean
+.PHONY: build check test vet fmt-check bench bench-long fuzz-compat compat-table clean
 
 build:
 	$(GO) build -o bin/sett ./cmd/sett
@@ -28,6 +29,13 @@ vet:
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# The packages whose tests need neither real etcd nor the Kubernetes
+# binaries nor network namespaces: a few minutes, for every edit.
+CHECK_PKGS = $(shell $(GO) list ./... | grep -v -e /compat -e /clustertest -e /deploy -e /bench/ -e /internal/testproc)
+
+check: fmt-check vet build
+	$(GO) test -count=1 -timeout 10m $(GOTESTFLAGS) $(CHECK_PKGS)
 
 # Tests that compare with real etcd build it first (bin/ is cached).
 test: bin/etcd bin/etcdctl fmt-check vet

@@ -315,6 +315,15 @@ func TestClusterMembership(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("a removed member did not stop")
 	}
+	// A proposal forwarded to the removed member while it led is lost (as
+	// in etcd, it times out); write once the two left agree on a leader.
+	deadline := time.Now().Add(30 * time.Second)
+	for l := c.nodes[0].Leader(); l == 0 || l == victim.ID() || l != c.nodes[1].Leader(); l = c.nodes[0].Leader() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no leader among the two left: %x, %x", c.nodes[0].Leader(), c.nodes[1].Leader())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	put(t, c.nodes[0], "two-left", "ok")
 	ms, err = c.nodes[1].Members()
 	if err != nil || len(ms) != 2 {
