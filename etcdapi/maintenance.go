@@ -146,11 +146,16 @@ func (m *Maintenance) Defragment(ctx context.Context, r *pb.DefragmentRequest) (
 		return nil, toGRPC(err)
 	}
 	before := m.cfg.Space.Refresh()
+	m.cfg.Logger.Info("defragmenting", "current-db-size-bytes", before.Total, "current-db-size-in-use-bytes", before.InUse)
 	if err := m.cfg.Store.Defragment(ctx); err != nil {
 		m.cfg.Logger.Warn("failed to defragment", "err", err)
 		return nil, toGRPC(err)
 	}
 	after := m.cfg.Space.Refresh()
+	m.cfg.Logger.Info("finished defragmenting directory",
+		"current-db-size-bytes-diff", after.Total-before.Total, "current-db-size-bytes", after.Total,
+		"current-db-size-in-use-bytes-diff", after.InUse-before.InUse, "current-db-size-in-use-bytes", after.InUse,
+		"took", time.Since(start))
 	m.cfg.Logger.Info("finished defragment", "took", time.Since(start).String(),
 		"size-before", before.Total, "size-after", after.Total,
 		"size-in-use-before", before.InUse, "size-in-use-after", after.InUse)

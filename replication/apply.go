@@ -199,6 +199,7 @@ func (n *Node) applyConfChange(e raftpb.Entry, skip bool) error {
 		}
 	}
 	n.confState = *n.raft.ApplyConfChange(cc)
+	n.logMemberChange(change)
 	// A member raft brings up to date by snapshot must find itself in the
 	// snapshot's configuration: snapshot at every configuration change.
 	n.snapshotDue = true

@@ -2,6 +2,7 @@ package replication
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
@@ -30,6 +31,11 @@ func (n *Node) publish() {
 		}
 		cancel()
 		if err == nil {
+			n.log.Info("published local member to cluster through raft",
+				"local-member-id", fmt.Sprintf("%x", n.id),
+				"local-member-attributes", fmt.Sprintf("{Name:%s ClientURLs:%v}", n.cfg.Self.Name, n.cfg.Self.ClientURLs),
+				"cluster-id", fmt.Sprintf("%x", n.cfg.ClusterID),
+				"publish-timeout", n.requestTimeout())
 			close(n.ready)
 			return
 		}

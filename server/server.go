@@ -248,15 +248,15 @@ func Start(cfg Config) (*Server, error) {
 			return nil, err
 		}
 		s.listeners = append(s.listeners, l)
-		s.log.Info("serving client traffic", "address", l.Addr().String(), "url", u)
 	}
 	if err := s.front.serveHTTPOnly(s.errc); err != nil {
 		s.Close()
 		return nil, err
 	}
-	s.log.Info("sett member ready", "name", cfg.Name, "data-dir", cfg.DataDir,
-		"member-id", fmt.Sprintf("%x", s.MemberID), "cluster-id", fmt.Sprintf("%x", s.ClusterID),
-		"revision", store.Rev())
+	s.log.Info("now serving peer/client/metrics", "local-member-id", fmt.Sprintf("%x", s.MemberID),
+		"initial-advertise-peer-urls", cfg.InitialAdvertisePeerURLs, "listen-peer-urls", cfg.ListenPeerURLs,
+		"advertise-client-urls", cfg.AdvertiseClientURLs, "listen-client-urls", cfg.ListenClientURLs,
+		"listen-metrics-urls", cfg.ListenMetricsURLs)
 	return s, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -70,6 +71,7 @@ func (c *compactor) run(s *Store) {
 		target := c.target
 		c.mu.Unlock()
 		if target > done {
+			start := time.Now()
 			if err := s.compactRange(done, target, c.stopc); err != nil {
 				if !errors.Is(err, errStopped) {
 					s.log.Error("compaction failed", "from", done, "to", target, "err", err)
@@ -77,6 +79,7 @@ func (c *compactor) run(s *Store) {
 				return
 			}
 			done = target
+			s.log.Info("finished scheduled compaction", "compact-revision", target, "took", time.Since(start))
 			s.reclaimValueLog()
 		}
 		c.mu.Lock()

@@ -12,14 +12,17 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/sett-dev/sett/internal/logging"
 	"github.com/sett-dev/sett/server"
 )
 
 // options are the parsed command line: the member's config plus what only
 // the binary needs.
 type options struct {
-	cfg        server.Config
-	logLevel   string
+	cfg      server.Config
+	logLevel string
+	// logging is etcd's --logger, --log-outputs, --log-format and rotation.
+	logging    logging.Config
 	configFile string
 	version    bool
 	// memoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT).
@@ -46,7 +49,7 @@ var etcdOnlyFlags = map[string]bool{
 	"distributed-tracing-address": false, "distributed-tracing-instance-id": false,
 	"distributed-tracing-sampling-rate": false, "distributed-tracing-service-name": false,
 	"downgrade-check-time": false, "enable-distributed-tracing": true,
-	"enable-grpc-gateway": true, "enable-log-rotation": true,
+	"enable-grpc-gateway":                               true,
 	"experimental-bootstrap-defrag-threshold-megabytes": false, "experimental-compact-hash-check-enabled": true,
 	"experimental-compact-hash-check-time": false, "experimental-compaction-batch-limit": false,
 	"experimental-compaction-sleep-interval": false, "experimental-corrupt-check-time": false,
@@ -59,8 +62,7 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
 	"force-new-cluster": true,
 	"host-whitelist":    false, "initial-election-tick-advance": true,
-	"log-format": false, "log-outputs": false,
-	"log-rotation-config-json": false, "logger": false, "max-concurrent-streams": false, "max-learners": false,
+	"max-concurrent-streams": false, "max-learners": false,
 	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false, "pre-vote": true,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"socket-reuse-address": true,
@@ -133,7 +135,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "Duration of periodic watch progress notifications.")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", 10*time.Minute, "Deprecated: use --watch-progress-notify-interval.")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
-	fs.StringVar(&o.logLevel, "log-level", "info", "Log level: debug, info, warn, error.")
+	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
+	addLogFlags(fs, &o.logging)
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 

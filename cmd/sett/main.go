@@ -7,14 +7,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/sett-dev/sett/internal/logging"
 	"github.com/sett-dev/sett/server"
 	"github.com/sett-dev/sett/storage"
 	"github.com/sett-dev/sett/version"
@@ -43,7 +42,13 @@ func run(args []string) int {
 	if os.Getenv("GOMEMLIMIT") == "" && o.memoryLimit > 0 {
 		debug.SetMemoryLimit(o.memoryLimit)
 	}
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: parseLevel(o.logLevel)}))
+	o.logging.Level = o.logLevel
+	log, logClose, err := logging.New(o.logging)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sett:", err)
+		return 2
+	}
+	defer logClose.Close()
 	for _, name := range o.ignored {
 		log.Warn("etcd flag is accepted but has no effect in sett", "flag", name)
 	}
@@ -58,6 +63,20 @@ func run(args []string) int {
 		}
 		return 1
 	}
+	readyCtx, readyCancel := context.WithCancel(context.Background())
+	defer readyCancel()
+	go func() {
+		if srv.ServeReady(readyCtx) != nil {
+			return
+		}
+		// etcd's lines: it notifies systemd once it serves clients.
+		log.Info("notifying init daemon")
+		if err := sdNotify(os.Getenv, "READY=1"); err != nil && !errors.Is(err, errNoNotifySocket) {
+			log.Error("failed to notify systemd for readiness", "error", err)
+			return
+		}
+		log.Info("successfully notified init daemon")
+	}()
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
 	code := 0
@@ -76,16 +95,4 @@ func run(args []string) int {
 	}
 	log.Info("stopped")
 	return code
-}
-
-func parseLevel(s string) slog.Level {
-	switch strings.ToLower(s) {
-	case "debug":
-		return slog.LevelDebug
-	case "warn", "warning":
-		return slog.LevelWarn
-	case "error", "panic", "fatal", "dpanic":
-		return slog.LevelError
-	}
-	return slog.LevelInfo
 }
