@@ -286,6 +286,10 @@ func TestSystemdUnit(t *testing.T) {
 	if strings.Join(svc["ReadWritePaths"], " ") != dataDir {
 		t.Errorf("ProtectSystem=strict leaves only %v writable, data dir is %s", svc["ReadWritePaths"], dataDir)
 	}
+	// sett sends READY=1 once it serves clients (cmd/sett TestReadyNotifyLikeEtcd).
+	if got := strings.Join(svc["Type"], ","); got != "notify" {
+		t.Errorf("Type = %s, want notify (sett notifies readiness as etcd does)", got)
+	}
 	if got := sections["Install"]["WantedBy"]; len(got) != 1 || got[0] != "multi-user.target" {
 		t.Errorf("WantedBy = %v", got)
 	}

@@ -3,7 +3,6 @@ package storage
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -135,7 +134,6 @@ func (b *batch) alarm(a *pb.AlarmRequest) (Result, error) {
 			return Result{}, err
 		}
 		as.set(alarmID{a.MemberID, a.Alarm}, true)
-		b.s.log.Warn("alarm raised", "alarm", a.Alarm.String(), "from", fmt.Sprintf("%x", a.MemberID))
 		resp.Alarms = []*pb.AlarmMember{{MemberID: a.MemberID, Alarm: a.Alarm}}
 	case pb.AlarmRequest_DEACTIVATE:
 		// The batch's own view decides, so that a batch applied again after

@@ -28,6 +28,7 @@ func (t *Transport) sendSnapshot(p *peer, m raftpb.Message) {
 		if p == nil {
 			err = errors.New("unknown peer")
 		} else {
+			log.Info("sending database snapshot")
 			err = t.transferSnapshot(p, m)
 		}
 		if t.ctx.Err() != nil {
@@ -39,7 +40,7 @@ func (t *Transport) sendSnapshot(p *peer, m raftpb.Message) {
 			t.cfg.Raft.ReportSnapshot(m.To, raft.SnapshotFailure)
 			return
 		}
-		log.Info("sent snapshot")
+		log.Info("sent database snapshot")
 		t.cfg.Raft.ReportSnapshot(m.To, raft.SnapshotFinish)
 	})
 }
@@ -179,7 +180,8 @@ func (s *server) snapshot(ss grpc.ServerStream) error {
 		if err := m.Unmarshal(body); err != nil || m.Type != raftpb.MsgSnap || h.from != from {
 			return status.Error(codes.InvalidArgument, "snapshot stream must start with the sender's MsgSnap")
 		}
-		log := s.log.With("remote-peer-id", idString(from), "snapshot-index", m.Snapshot.Metadata.Index)
+		log := s.log.With("local-member-id", idString(s.cfg.ID), "remote-snapshot-sender-id", idString(from), "incoming-snapshot-index", m.Snapshot.Metadata.Index)
+		log.Info("receiving database snapshot")
 		r := &chunkReader{ss: ss, s: s, from: from}
 		if err := s.cfg.Snapshots.Receive(ctx, m, r); err != nil {
 			if r.err != nil && !errors.Is(r.err, io.EOF) {
@@ -197,7 +199,7 @@ func (s *server) snapshot(ss grpc.ServerStream) error {
 		if err := s.cfg.Raft.Process(ctx, m); err != nil {
 			return status.Errorf(codes.Internal, "process snapshot message: %v", err)
 		}
-		log.Info("received snapshot")
+		log.Info("received and saved database snapshot")
 		rh := header{kind: kindReply, from: s.cfg.ID, to: from, cluster: s.cfg.ClusterID}
 		return ss.SendMsg(&frame{b: rh.appendTo(nil)})
 	})
