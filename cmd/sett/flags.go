@@ -37,6 +37,7 @@ type options struct {
 // so that an etcd command line starts sett. The value says whether the
 // flag is boolean.
 var etcdOnlyFlags = map[string]bool{
+	"client-cert-allowed-hostname": false, "discovery-endpoints": false,
 	"auth-token": false, "auth-token-ttl": false, "auto-compaction-mode": false,
 	"auto-compaction-retention": false, "backend-batch-interval": false, "backend-batch-limit": false,
 	"backend-bbolt-freelist-type": false, "bcrypt-cost": false, "bootstrap-defrag-threshold-megabytes": false,
@@ -153,6 +154,10 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		if r, ok := refusedFlags[n]; ok {
+			fs.Var(refusedFlag{name: n, reason: r, isBool: etcdOnlyFlags[n]}, n, "etcd flag sett refuses: "+r+".")
+			continue
+		}
 		fs.Var(ignoredFlag{name: n, isBool: etcdOnlyFlags[n], ignored: &o.ignored}, n, "etcd flag accepted for compatibility; ignored by sett.")
 	}
 	return fs
