@@ -15,11 +15,12 @@ import (
 // SnapshotCommand runs `sett snapshot restore` and `sett snapshot
 // status`, sett's counterparts of etcdutl's: restore creates a new data
 // directory from a file written by `etcdctl snapshot save` against sett;
-// status checks such a file and prints its hash (HashKV at its revision),
+// an etcd snapshot (`etcdctl snapshot save` against etcd) or an etcd data
+// dir's member/snap/db is imported (see storage.ImportEtcd); status checks such a file and prints its hash (HashKV at its revision),
 // revision, live keys, size and storage version. It returns the exit code.
 func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	usage := func() {
-		fmt.Fprintln(stderr, `Usage: sett snapshot restore <filename> --data-dir <dir> [--bump-revision N] [--mark-compacted] [--skip-hash-check]
+		fmt.Fprintln(stderr, `Usage: sett snapshot restore <filename> --data-dir <dir> [--bump-revision N] [--mark-compacted] [--skip-hash-check] [--quiet]
        sett snapshot status <filename> [-w simple|json]`)
 	}
 	if len(args) > 0 && args[0] == "status" {
@@ -36,6 +37,7 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	bump := fs.Int64("bump-revision", 0, "How much to increase the latest revision after restore.")
 	markCompacted := fs.Bool("mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (requires --bump-revision > 0).")
 	skipHash := fs.Bool("skip-hash-check", false, "Ignore the snapshot's SHA-256 trailer.")
+	quiet := fs.Bool("quiet", false, "Do not show progress while importing an etcd snapshot.")
 	// Flags etcdutl takes that mean nothing here: membership comes from
 	// sett's own flags when it starts.
 	for _, n := range []string{"initial-cluster", "initial-cluster-token", "initial-advertise-peer-urls", "wal-dir"} {
@@ -66,6 +68,14 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 		dir = *name + ".sett"
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if isEtcd, err := storage.IsEtcdDB(file); err != nil {
+		fmt.Fprintln(stderr, "Error:", err)
+		return 1
+	} else if isEtcd {
+		return importEtcd(file, dir, storage.ImportOptions{
+			SkipHashCheck: *skipHash, BumpRevision: *bump, MarkCompacted: *markCompacted, Logger: log,
+		}, *quiet, stdout, stderr)
+	}
 	rev, err := storage.RestoreSnapshot(file, dir, storage.RestoreOptions{
 		SkipHashCheck: *skipHash, BumpRevision: *bump, MarkCompacted: *markCompacted, Logger: log,
 	})
