@@ -87,7 +87,7 @@ func (n *Node) validateChange(c *storage.MemberChange) error {
 				}
 			}
 		}
-		if c.Member.IsLearner && learners >= 1 {
+		if c.Member.IsLearner && learners >= n.cfg.Options.maxLearners() {
 			return ErrTooManyLearners
 		}
 	case storage.MemberRemove:

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,6 +56,8 @@ type Config struct {
 	Version      string
 	UnsafeNoSync bool
 	Logger       *slog.Logger
+	// Options are etcd's --wal-dir, --max-learners and --pre-vote.
+	Options Options
 }
 
 func (c *Config) setDefaults() {
@@ -181,7 +182,7 @@ func (n *Node) ID() uint64 { return n.id }
 
 // Start opens the raft log, bootstraps or restarts raft and runs it.
 func (n *Node) Start(ctx context.Context) error {
-	wal, st, err := raftlog.Open(filepath.Join(n.cfg.DataDir, "raft"), raftlog.Options{NoSync: n.cfg.UnsafeNoSync, Logger: n.cfg.Logger})
+	wal, st, err := raftlog.Open(n.walDir(), raftlog.Options{NoSync: n.cfg.UnsafeNoSync, Logger: n.cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
@@ -196,7 +197,7 @@ func (n *Node) Start(ctx context.Context) error {
 		MaxInflightMsgs:           512,
 		MaxUncommittedEntriesSize: 1 << 30,
 		CheckQuorum:               true,
-		PreVote:                   true,
+		PreVote:                   !n.cfg.Options.DisablePreVote,
 		Logger:                    raftLogger{n.log},
 	}
 	fresh := raft.IsEmptyHardState(st.HardState) && st.Snapshot.Index == 0 && len(st.Entries) == 0

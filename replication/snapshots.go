@@ -62,7 +62,7 @@ func (s *snapshots) Receive(ctx context.Context, m raftpb.Message, data io.Reade
 }
 
 func (n *Node) receivedPath(meta raftpb.SnapshotMetadata) string {
-	return filepath.Join(n.cfg.DataDir, "raft", fmt.Sprintf("snapshot-%016x-%016x.recv", meta.Term, meta.Index))
+	return filepath.Join(n.walDir(), fmt.Sprintf("snapshot-%016x-%016x.recv", meta.Term, meta.Index))
 }
 
 // installReceived loads the received data of meta into the store and

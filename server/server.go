@@ -71,6 +71,8 @@ type Config struct {
 
 	Storage storage.Options
 	Logger  *slog.Logger
+	// Raft is etcd's --wal-dir, --max-learners and --pre-vote.
+	Raft replication.Options
 }
 
 // DefaultConfig is what `sett` runs with and no flags.
@@ -172,6 +174,7 @@ func Start(cfg Config) (*Server, error) {
 		Version:        version.ClusterMinor,
 		UnsafeNoSync:   cfg.Storage.UnsafeNoSync,
 		Logger:         cfg.Logger,
+		Options:        cfg.Raft,
 	})
 	if err != nil {
 		store.Close()

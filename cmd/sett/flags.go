@@ -63,12 +63,12 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
 	"force-new-cluster": true,
 	"host-whitelist":    false, "initial-election-tick-advance": true,
-	"max-concurrent-streams": false, "max-learners": false,
-	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false, "pre-vote": true,
+	"max-concurrent-streams": false,
+	"max-snapshots":          false, "max-wals": false, "memory-mlock": true, "metrics": false,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"socket-reuse-address": true,
 	"socket-reuse-port":    true, "strict-reconfig-check": true, "v2-deprecation": false,
-	"wal-dir": false, "warning-apply-duration": false, "warning-unary-request-duration": false,
+	"warning-apply-duration": false, "warning-unary-request-duration": false,
 	"feature-gates": false,
 }
 
@@ -138,6 +138,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	addLogFlags(fs, &o.logging)
+	addRaftFlags(fs, &c.Raft)
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 

@@ -53,7 +53,7 @@ client-transport-security:
 			}},
 		{name: "etcd-only flags are accepted and reported", args: []string{"--auth-token=simple", "--enable-grpc-gateway", "--wal-dir", "/w", "--name=x"},
 			check: func(t *testing.T, o *options) {
-				if !reflect.DeepEqual(o.ignored, []string{"auth-token", "enable-grpc-gateway", "wal-dir"}) || o.cfg.Name != "x" {
+				if !reflect.DeepEqual(o.ignored, []string{"auth-token", "enable-grpc-gateway"}) || o.cfg.Name != "x" || o.cfg.Raft.WALDir != "/w" {
 					t.Fatalf("ignored %v name %q", o.ignored, o.cfg.Name)
 				}
 			}},

@@ -1,0 +1,32 @@
+package replication
+
+import "path/filepath"
+
+// Options are etcd's raft and membership flags a member may set; the zero
+// value is etcd's default behaviour.
+type Options struct {
+	// WALDir is --wal-dir: the raft log's directory. Default DataDir/raft.
+	// Received snapshots stay in DataDir/raft.
+	WALDir string
+	// MaxLearners is --max-learners: a learner added when this many exist
+	// is refused with ErrTooManyLearners (checked when applied). 0 means
+	// etcd's default, 1.
+	MaxLearners int
+	// DisablePreVote is --pre-vote=false.
+	DisablePreVote bool
+}
+
+func (o Options) maxLearners() int {
+	if o.MaxLearners <= 0 {
+		return 1
+	}
+	return o.MaxLearners
+}
+
+// walDir is where the raft log lives.
+func (n *Node) walDir() string {
+	if n.cfg.Options.WALDir != "" {
+		return n.cfg.Options.WALDir
+	}
+	return filepath.Join(n.cfg.DataDir, "raft")
+}
