@@ -34,8 +34,9 @@ type TLSInfo struct {
 	// is the client (etcd's --client-cert-file / --peer-client-cert-file).
 	ClientCertFile string
 	ClientKeyFile  string
-	// Peer only: skip the SAN check of client certificates, and the CN or
-	// hostname every peer certificate must have.
+	// Peer only: skip the SAN check of client certificates, and the CNs or
+	// hostnames (comma-separated) one of which every peer certificate must
+	// have (see peerIdentityCheck).
 	SkipClientSANVerify bool
 	AllowedCN           string
 	AllowedHostname     string
@@ -119,10 +120,19 @@ func serverTLSConfig(info TLSInfo, opts TLSOptions, dataDir, side string, hosts 
 		}
 		cfg.ClientCAs = pool
 	}
-	if info.ClientCertAuth {
-		// Without --trusted-ca-file the system's roots verify clients, as
-		// in etcd.
+	if info.ClientCertAuth || info.TrustedCAFile != "" {
+		// As in etcd, a trusted CA file alone requires a client
+		// certificate it signed; without one, --client-cert-auth has the
+		// system's roots verify clients.
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	allowed, err := peerIdentityCheck(info)
+	if err != nil {
+		return nil, fmt.Errorf("%s TLS: %w", side, err)
+	}
+	var checks []func(raw [][]byte, chains [][]*x509.Certificate) error
+	if allowed != nil {
+		checks = append(checks, allowed)
 	}
 	if info.CRLFile != "" {
 		b, err := os.ReadFile(info.CRLFile)
@@ -140,7 +150,7 @@ func serverTLSConfig(info TLSInfo, opts TLSOptions, dataDir, side string, hosts 
 		for _, e := range crl.RevokedCertificateEntries {
 			revoked[e.SerialNumber.String()] = true
 		}
-		cfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+		checks = append(checks, func(raw [][]byte, _ [][]*x509.Certificate) error {
 			for _, der := range raw {
 				c, err := x509.ParseCertificate(der)
 				if err != nil {
@@ -151,9 +161,75 @@ func serverTLSConfig(info TLSInfo, opts TLSOptions, dataDir, side string, hosts 
 				}
 			}
 			return nil
+		})
+	}
+	if len(checks) > 0 {
+		cfg.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+			for _, check := range checks {
+				if err := check(raw, chains); err != nil {
+					return err
+				}
+			}
+			return nil
 		}
 	}
 	return cfg, nil
+}
+
+// peerIdentityCheck is the check of --peer-cert-allowed-cn,
+// --peer-cert-allowed-hostname and --client-cert-allowed-hostname (each a
+// comma-separated list, as in etcd 3.6): a connecting peer or client is
+// admitted only if the leaf of one of its verified chains has an allowed
+// CN, or is valid for an allowed hostname. Without verified chains (no
+// --peer-client-cert-auth / --client-cert-auth) nobody is admitted, as in
+// etcd. nil when neither list is set.
+func peerIdentityCheck(info TLSInfo) (func(raw [][]byte, chains [][]*x509.Certificate) error, error) {
+	cns, hosts := splitList(info.AllowedCN), splitList(info.AllowedHostname)
+	if len(cns) > 0 && len(hosts) > 0 {
+		return nil, fmt.Errorf("AllowedCNs and AllowedHostnames are mutually exclusive (cns=%q, hostnames=%q)", cns, hosts)
+	}
+	var admits func(c *x509.Certificate) bool
+	switch {
+	case len(cns) > 0:
+		admits = func(c *x509.Certificate) bool {
+			for _, cn := range cns {
+				if c.Subject.CommonName == cn {
+					return true
+				}
+			}
+			return false
+		}
+	case len(hosts) > 0:
+		admits = func(c *x509.Certificate) bool {
+			for _, h := range hosts {
+				if c.VerifyHostname(h) == nil {
+					return true
+				}
+			}
+			return false
+		}
+	default:
+		return nil, nil
+	}
+	return func(_ [][]byte, chains [][]*x509.Certificate) error {
+		for _, chain := range chains {
+			if len(chain) > 0 && admits(chain[0]) {
+				return nil
+			}
+		}
+		return errors.New("client certificate authentication failed")
+	}, nil
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func cipherSuites(names []string) ([]uint16, error) {

@@ -37,8 +37,8 @@ type options struct {
 // so that an etcd command line starts sett. The value says whether the
 // flag is boolean.
 var etcdOnlyFlags = map[string]bool{
-	"client-cert-allowed-hostname": false, "discovery-endpoints": false,
-	"auth-token": false, "auth-token-ttl": false, "auto-compaction-mode": false,
+	"discovery-endpoints": false,
+	"auth-token":          false, "auth-token-ttl": false, "auto-compaction-mode": false,
 	"auto-compaction-retention": false, "backend-batch-interval": false, "backend-batch-limit": false,
 	"backend-bbolt-freelist-type": false, "bcrypt-cost": false, "bootstrap-defrag-threshold-megabytes": false,
 	"compact-hash-check-time": false, "compaction-batch-limit": false, "compaction-sleep-interval": false,
@@ -184,8 +184,9 @@ func addTLSFlags(fs *flag.FlagSet, c *server.Config) {
 		fs.StringVar(&i.ClientKeyFile, p+"client-key-file", "", "Path to an explicit key file used when the "+w+" acts as a client.")
 	}
 	fs.BoolVar(&c.PeerTLS.SkipClientSANVerify, "peer-skip-client-san-verification", false, "Skip verification of SAN field in client certificate for peer connections.")
-	fs.StringVar(&c.PeerTLS.AllowedCN, "peer-cert-allowed-cn", "", "Allowed CN for inter peer authentication.")
-	fs.StringVar(&c.PeerTLS.AllowedHostname, "peer-cert-allowed-hostname", "", "Allowed TLS hostname for inter peer authentication.")
+	fs.StringVar(&c.PeerTLS.AllowedCN, "peer-cert-allowed-cn", "", "Comma-separated list of allowed CNs for inter-peer TLS authentication.")
+	fs.StringVar(&c.PeerTLS.AllowedHostname, "peer-cert-allowed-hostname", "", "Comma-separated list of allowed SAN hostnames for inter-peer TLS authentication.")
+	fs.StringVar(&c.ClientTLS.AllowedHostname, "client-cert-allowed-hostname", "", "Comma-separated list of allowed SAN hostnames for client cert authentication.")
 	fs.StringVar(&c.TLS.MinVersion, "tls-min-version", "TLS1.2", "Minimum TLS version supported by the server (TLS1.2 or TLS1.3).")
 	fs.StringVar(&c.TLS.MaxVersion, "tls-max-version", "", "Maximum TLS version supported by the server (TLS1.2 or TLS1.3; empty: the newest).")
 	fs.Var(urlList{&c.TLS.CipherSuites}, "cipher-suites", "Comma-separated list of supported TLS cipher suites between client/server and peers (empty: Go's defaults).")
@@ -198,6 +199,7 @@ var configSections = map[string]map[string]string{
 		"cert-file": "cert-file", "key-file": "key-file", "client-cert-file": "client-cert-file",
 		"client-key-file": "client-key-file", "client-cert-auth": "client-cert-auth",
 		"trusted-ca-file": "trusted-ca-file", "auto-tls": "auto-tls",
+		"allowed-hostname": "client-cert-allowed-hostname",
 	},
 	"peer-transport-security": {
 		"cert-file": "peer-cert-file", "key-file": "peer-key-file", "client-cert-file": "peer-client-cert-file",
