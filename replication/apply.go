@@ -34,8 +34,12 @@ func (n *Node) applyCommitted(ents []raftpb.Entry) error {
 		if err != nil {
 			return err
 		}
+		took := time.Since(start)
 		if fn := n.commitObserver.Load(); fn != nil {
-			(*fn)(time.Since(start))
+			(*fn)(took)
+		}
+		if limit := n.cfg.Options.warningApplyDuration(); took > limit {
+			n.warnSlowApply(took, limit, batch, results)
 		}
 		if n.cfg.Observer != nil && len(revs) > 0 {
 			n.cfg.Observer(revs)

@@ -1,6 +1,9 @@
 package replication
 
-import "path/filepath"
+import (
+	"path/filepath"
+	"time"
+)
 
 // Options are etcd's raft and membership flags a member may set; the zero
 // value is etcd's default behaviour.
@@ -14,6 +17,20 @@ type Options struct {
 	MaxLearners int
 	// DisablePreVote is --pre-vote=false.
 	DisablePreVote bool
+	// WarningApplyDuration is --warning-apply-duration: applying a batch
+	// of entries that takes longer logs etcd's "apply request took too
+	// long" warning. 0 means etcd's default, 100 ms.
+	WarningApplyDuration time.Duration
+}
+
+// DefaultWarningApplyDuration is etcd's --warning-apply-duration default.
+const DefaultWarningApplyDuration = 100 * time.Millisecond
+
+func (o Options) warningApplyDuration() time.Duration {
+	if o.WarningApplyDuration <= 0 {
+		return DefaultWarningApplyDuration
+	}
+	return o.WarningApplyDuration
 }
 
 func (o Options) maxLearners() int {

@@ -80,7 +80,6 @@ var ignoredNotes = map[string]string{
 	"strict-reconfig-check":                          "sett always refuses a membership change that would lose quorum",
 	"v2-deprecation":                                 "sett has no v2 store",
 	"wal-dir":                                        "sett's raft log lives in the data dir",
-	"warning-apply-duration":                         "sett does not log slow applies",
 	"warning-unary-request-duration":                 "sett does not log slow requests",
 }
 

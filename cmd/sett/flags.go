@@ -60,16 +60,16 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
 	"experimental-peer-skip-client-san-verification": true, "experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
-	"experimental-warning-apply-duration": false, "experimental-warning-unary-request-duration": false,
-	"force-new-cluster": true,
-	"host-whitelist":    false, "initial-election-tick-advance": true,
+	"experimental-warning-unary-request-duration": false,
+	"force-new-cluster":                           true,
+	"host-whitelist":                              false, "initial-election-tick-advance": true,
 	"max-concurrent-streams": false,
 	"max-snapshots":          false, "max-wals": false, "memory-mlock": true, "metrics": false,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"socket-reuse-address": true,
 	"socket-reuse-port":    true, "strict-reconfig-check": true, "v2-deprecation": false,
-	"warning-apply-duration": false, "warning-unary-request-duration": false,
-	"feature-gates": false,
+	"warning-unary-request-duration": false,
+	"feature-gates":                  false,
 }
 
 type urlList struct{ v *[]string }

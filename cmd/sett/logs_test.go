@@ -28,6 +28,8 @@ var grepped = []struct {
 	{"defragmenting", []string{"current-db-size-bytes", "current-db-size-in-use-bytes"}},
 	{"finished defragmenting directory", []string{"current-db-size-bytes-diff", "current-db-size-bytes", "took"}},
 	{"notifying init daemon", nil},
+	// Every apply is slow against the 1ns --warning-apply-duration below.
+	{"apply request took too long", []string{"took", "expected-duration", "prefix", "request", "response"}},
 }
 
 // logLines parses zap JSON lines; other lines (etcdctl noise) are skipped.
@@ -106,7 +108,7 @@ func TestLogsMatchEtcdJSON(t *testing.T) {
 	runs := map[string]run{}
 	for _, kind := range []string{"etcd", "sett"} {
 		file := filepath.Join(t.TempDir(), "member.log")
-		opts := testproc.Options{ExtraArgs: []string{"--log-outputs=stdout," + file, "--log-format=json", "--log-level=info"}}
+		opts := testproc.Options{ExtraArgs: []string{"--log-outputs=stdout," + file, "--log-format=json", "--log-level=info", "--warning-apply-duration=1ns"}}
 		var p *testproc.Proc
 		if kind == "etcd" {
 			p = testproc.StartEtcd(t, opts)

@@ -29,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -64,7 +65,13 @@ type Options struct {
 	NoSync bool
 	// Logger gets repairs, rotations and releases; nil discards them.
 	Logger *slog.Logger
+	// SlowSync is how long an fdatasync may take before it is logged as
+	// etcd's "slow fdatasync" warning. Default 1 s, etcd's fixed value.
+	SlowSync time.Duration
 }
+
+// DefaultSlowSync is etcd's threshold of the "slow fdatasync" warning.
+const DefaultSlowSync = time.Second
 
 // State is what a Log held when opened.
 type State struct {
@@ -115,6 +122,9 @@ func Open(dir string, opts Options) (*Log, State, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.SlowSync <= 0 {
+		opts.SlowSync = DefaultSlowSync
 	}
 	l := &Log{dir: filepath.Join(dir, logDirName), opts: opts, logger: opts.Logger}
 	if !Exists(dir) {
@@ -411,7 +421,12 @@ func (l *Log) write(buf []byte, sync bool) error {
 		return nil
 	}
 	l.syncs++
-	if err := fdatasync(l.f); err != nil {
+	start := time.Now()
+	err := fdatasync(l.f)
+	if took := time.Since(start); took > l.opts.SlowSync {
+		l.logger.Warn("slow fdatasync", "took", took, "expected-duration", l.opts.SlowSync)
+	}
+	if err != nil {
 		l.err = fmt.Errorf("raftlog: %w", err)
 		return l.err
 	}

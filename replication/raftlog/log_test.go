@@ -1,11 +1,15 @@
 package raftlog
 
 import (
+	"bytes"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 )
@@ -314,4 +318,35 @@ func TestReleaseKeepsSegmentsOfLaterEntries(t *testing.T) {
 		t.Fatal(d)
 	}
 	mustClose(t, l)
+}
+
+// TestSlowSyncWarning: an fdatasync slower than Options.SlowSync logs
+// etcd's "slow fdatasync" warning with took and expected-duration; a
+// faster one logs nothing.
+func TestSlowSyncWarning(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		slowSync time.Duration
+		want     bool
+	}{
+		{"every sync slower than 1ns", time.Nanosecond, true},
+		{"no sync slower than an hour", time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			logger := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			l, _ := mustOpen(t, t.TempDir(), Options{SegmentBytes: 1 << 20, Logger: logger, SlowSync: tc.slowSync})
+			defer mustClose(t, l)
+			if err := l.Save(raftpb.HardState{Term: 1}, ents(1, 3, 1, 100)); err != nil {
+				t.Fatal(err)
+			}
+			got := strings.Contains(buf.String(), `"msg":"slow fdatasync"`)
+			if got != tc.want {
+				t.Fatalf("slow fdatasync logged %v, want %v: %s", got, tc.want, buf.String())
+			}
+			if tc.want && (!strings.Contains(buf.String(), `"took":`) || !strings.Contains(buf.String(), `"expected-duration":1`)) {
+				t.Errorf("warning lacks took / expected-duration: %s", buf.String())
+			}
+		})
+	}
 }
