@@ -111,9 +111,11 @@ func (s *Server) Metrics() *metrics.Metrics {
 	return s.front.metrics
 }
 
-// unaryInterceptors counts calls, then enforces the backend quota.
+// unaryInterceptors log slow calls, count calls, then enforce the backend
+// quota.
 func (f *frontend) unaryInterceptors(api *etcdapi.Server) grpc.ServerOption {
 	return grpc.ChainUnaryInterceptor(
+		requestStats(f.log, f.cfg.WarningUnaryRequestDuration),
 		f.waitReadyUnary,
 		f.metrics.UnaryServerInterceptor(),
 		api.QuotaInterceptor(etcdapi.QuotaConfig{

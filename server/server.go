@@ -52,6 +52,12 @@ type Config struct {
 	GRPCKeepAliveMinTime  time.Duration
 	GRPCKeepAliveInterval time.Duration
 	GRPCKeepAliveTimeout  time.Duration
+	// MaxConcurrentStreams is --max-concurrent-streams: gRPC streams per
+	// client connection; 0 means etcd's default, unlimited (2^32-1).
+	MaxConcurrentStreams uint32
+	// WarningUnaryRequestDuration is --warning-unary-request-duration: a
+	// unary call slower than this logs "request stats" at warn level.
+	WarningUnaryRequestDuration time.Duration
 
 	// WatchProgressNotifyInterval is etcd's --watch-progress-notify-interval
 	// (0: etcd's default, 10 minutes).
@@ -223,7 +229,7 @@ func Start(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+etcdapi.GRPCOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
-		grpc.MaxConcurrentStreams(math.MaxUint32),
+		grpc.MaxConcurrentStreams(cfg.maxConcurrentStreams()),
 		// Reused workers keep their grown stacks: a fresh goroutine per
 		// request spends a fifth of a small request's CPU growing its stack.
 		// Streams beyond the workers still get goroutines of their own.

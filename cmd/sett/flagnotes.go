@@ -66,7 +66,6 @@ var ignoredNotes = map[string]string{
 	"feature-gates":                                  "sett has no feature gates; each gated etcd feature is listed here under its experimental flag",
 	"host-whitelist":                                 "sett's HTTP endpoints serve health, version and metrics only; no Host check",
 	"initial-election-tick-advance":                  "sett's election timing is its own (a single voter campaigns at once)",
-	"max-concurrent-streams":                         "sett uses gRPC's default limit of concurrent streams per connection",
 	"max-learners":                                   "sett does not limit the number of learners",
 	"max-snapshots":                                  "sett keeps one raft snapshot (its store is the snapshot)",
 	"max-wals":                                       "sett releases raft log segments below the snapshot itself",
@@ -80,7 +79,6 @@ var ignoredNotes = map[string]string{
 	"strict-reconfig-check":                          "sett always refuses a membership change that would lose quorum",
 	"v2-deprecation":                                 "sett has no v2 store",
 	"wal-dir":                                        "sett's raft log lives in the data dir",
-	"warning-unary-request-duration":                 "sett does not log slow requests",
 }
 
 // ignoredNote is the reason an ignored flag may be ignored, or "".

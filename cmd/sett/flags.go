@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -60,16 +61,13 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
 	"experimental-peer-skip-client-san-verification": true, "experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
-	"experimental-warning-unary-request-duration": false,
-	"force-new-cluster":                           true,
-	"host-whitelist":                              false, "initial-election-tick-advance": true,
-	"max-concurrent-streams": false,
-	"max-snapshots":          false, "max-wals": false, "memory-mlock": true, "metrics": false,
+	"force-new-cluster": true,
+	"host-whitelist":    false, "initial-election-tick-advance": true,
+	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"socket-reuse-address": true,
 	"socket-reuse-port":    true, "strict-reconfig-check": true, "v2-deprecation": false,
-	"warning-unary-request-duration": false,
-	"feature-gates":                  false,
+	"feature-gates": false,
 }
 
 type urlList struct{ v *[]string }
@@ -127,6 +125,11 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
+	c.MaxConcurrentStreams = math.MaxUint32
+	fs.Var(uint32Flag{&c.MaxConcurrentStreams}, "max-concurrent-streams", "Maximum concurrent streams that each client can open at a time.")
+	c.WarningUnaryRequestDuration = server.DefaultWarningUnaryRequestDuration
+	fs.DurationVar(&c.WarningUnaryRequestDuration, "warning-unary-request-duration", c.WarningUnaryRequestDuration, "Time duration after which a warning is generated if a unary request takes more time.")
+	fs.DurationVar(&c.WarningUnaryRequestDuration, "experimental-warning-unary-request-duration", c.WarningUnaryRequestDuration, "Deprecated: use --warning-unary-request-duration.")
 	fs.UintVar(&o.heartbeatMs, "heartbeat-interval", 100, "Time (in milliseconds) of a heartbeat interval.")
 	fs.UintVar(&o.electionMs, "election-timeout", 1000, "Time (in milliseconds) for an election to timeout.")
 	fs.Uint64Var(&c.SnapshotCount, "snapshot-count", c.SnapshotCount, "Number of committed transactions to trigger a snapshot to disk.")

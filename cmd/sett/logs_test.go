@@ -30,6 +30,8 @@ var grepped = []struct {
 	{"notifying init daemon", nil},
 	// Every apply is slow against the 1ns --warning-apply-duration below.
 	{"apply request took too long", []string{"took", "expected-duration", "prefix", "request", "response"}},
+	// And every unary call against --warning-unary-request-duration=1ns.
+	{"request stats", []string{"start time", "time spent", "remote", "response type", "request count", "request size", "response count", "response size", "request content"}},
 }
 
 // logLines parses zap JSON lines; other lines (etcdctl noise) are skipped.
@@ -108,7 +110,7 @@ func TestLogsMatchEtcdJSON(t *testing.T) {
 	runs := map[string]run{}
 	for _, kind := range []string{"etcd", "sett"} {
 		file := filepath.Join(t.TempDir(), "member.log")
-		opts := testproc.Options{ExtraArgs: []string{"--log-outputs=stdout," + file, "--log-format=json", "--log-level=info", "--warning-apply-duration=1ns"}}
+		opts := testproc.Options{ExtraArgs: []string{"--log-outputs=stdout," + file, "--log-format=json", "--log-level=info", "--warning-apply-duration=1ns", "--warning-unary-request-duration=1ns"}}
 		var p *testproc.Proc
 		if kind == "etcd" {
 			p = testproc.StartEtcd(t, opts)
