@@ -37,8 +37,6 @@ func (f refusedFlag) Set(v string) error {
 var ignoredNotes = map[string]string{
 	"auth-token":                                     "sett's auth is not implemented here; tokens are not issued",
 	"auth-token-ttl":                                 "as --auth-token",
-	"auto-compaction-mode":                           "sett does not compact on its own; Kubernetes' apiserver compacts through the API, as it does on etcd",
-	"auto-compaction-retention":                      "as --auto-compaction-mode",
 	"backend-batch-interval":                         "bbolt tuning; sett's storage is Badger (--storage-* flags)",
 	"backend-batch-limit":                            "bbolt tuning; sett's storage is Badger (--storage-* flags)",
 	"backend-bbolt-freelist-type":                    "bbolt tuning; sett's storage is Badger",

@@ -38,8 +38,7 @@ type options struct {
 // flag is boolean.
 var etcdOnlyFlags = map[string]bool{
 	"client-cert-allowed-hostname": false, "discovery-endpoints": false,
-	"auth-token": false, "auth-token-ttl": false, "auto-compaction-mode": false,
-	"auto-compaction-retention": false, "backend-batch-interval": false, "backend-batch-limit": false,
+	"auth-token": false, "auth-token-ttl": false, "backend-batch-interval": false, "backend-batch-limit": false,
 	"backend-bbolt-freelist-type": false, "bcrypt-cost": false, "bootstrap-defrag-threshold-megabytes": false,
 	"compact-hash-check-time": false, "compaction-batch-limit": false, "compaction-sleep-interval": false,
 	"corrupt-check-time": false, "cors": false, "discovery": false, "discovery-cacert": false, "discovery-cert": false,
@@ -139,6 +138,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	addLogFlags(fs, &o.logging)
 	addRaftFlags(fs, &c.Raft)
+	addCompactionFlags(fs, c)
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 

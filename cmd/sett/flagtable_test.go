@@ -31,6 +31,7 @@ var implementedNotes = map[string]string{
 	"log-rotation-config-json":   "lumberjack's maxsize, maxage, maxbackups, localtime, compress",
 	"quota-backend-bytes":        "measured on Badger's files",
 	"unsafe-no-fsync":            "Badger writes without sync",
+	"auto-compaction-retention":  "a negative retention, and a periodic one under 10ns, are refused (etcd compacts away nearly all history in a busy loop, or crashes)",
 }
 
 const tableStart, tableEnd = "<!-- etcd-flags:start -->", "<!-- etcd-flags:end -->"
