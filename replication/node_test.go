@@ -130,6 +130,13 @@ type cluster struct {
 
 func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
 	t.Helper()
+	return startClusterTicks(t, size, snapshotCount, 30)
+}
+
+// startClusterTicks is startCluster with an election timeout of
+// electionTicks 100ms ticks.
+func startClusterTicks(t *testing.T, size int, snapshotCount uint64, electionTicks int) *cluster {
+	t.Helper()
 	c := &cluster{t: t}
 	var members []storage.Member
 	var lis []net.Listener
@@ -146,7 +153,7 @@ func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
 		store := openStore(t, dir)
 		n, err := New(Config{
 			Self: members[i], InitialCluster: members, ClusterID: 7, DataDir: dir, Store: store,
-			TickInterval: 100 * time.Millisecond, ElectionTicks: 30, SnapshotCount: snapshotCount, CatchUpEntries: 5,
+			TickInterval: 100 * time.Millisecond, ElectionTicks: electionTicks, SnapshotCount: snapshotCount, CatchUpEntries: 5,
 			UnsafeNoSync: true, Logger: quiet(),
 		})
 		if err != nil {
