@@ -211,6 +211,11 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	switch {
 	case !fresh:
+		if n.cfg.Options.ForceNewCluster {
+			if st, err = n.forceNewCluster(st); err != nil {
+				return err
+			}
+		}
 		if err := n.restore(st); err != nil {
 			return err
 		}

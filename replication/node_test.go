@@ -126,6 +126,9 @@ type cluster struct {
 	nodes  []*Node
 	stores []*storage.Store
 	srvs   []*grpc.Server
+	// dirs and members are each member's data dir and identity.
+	dirs    []string
+	members []storage.Member
 }
 
 func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
@@ -163,7 +166,9 @@ func startClusterTicks(t *testing.T, size int, snapshotCount uint64, electionTic
 		n.Transport().Register(srv)
 		go srv.Serve(lis[i])
 		c.nodes, c.stores, c.srvs = append(c.nodes, n), append(c.stores, store), append(c.srvs, srv)
+		c.dirs = append(c.dirs, dir)
 	}
+	c.members = members
 	for _, n := range c.nodes {
 		if err := n.Start(context.Background()); err != nil {
 			t.Fatal(err)

@@ -14,6 +14,9 @@ type Options struct {
 	MaxLearners int
 	// DisablePreVote is --pre-vote=false.
 	DisablePreVote bool
+	// ForceNewCluster is --force-new-cluster: a member restarting on its
+	// data makes itself a one-member cluster (see forceNewCluster).
+	ForceNewCluster bool
 }
 
 func (o Options) maxLearners() int {

@@ -12,7 +12,6 @@ var refusedFlags = map[string]string{
 	"discovery":                    "sett does not bootstrap through a discovery service; list the members with --initial-cluster",
 	"discovery-endpoints":          "sett does not bootstrap through a discovery service; list the members with --initial-cluster",
 	"discovery-srv":                "sett does not bootstrap through DNS SRV discovery; list the members with --initial-cluster",
-	"force-new-cluster":            "sett cannot rewrite its membership to a single member; restore a snapshot into a new member instead (sett snapshot restore)",
 	"client-cert-allowed-hostname": "sett does not check client certificate hostnames; accepting the flag would admit clients etcd refuses",
 }
 

@@ -126,10 +126,9 @@ func TestRefusedFlags(t *testing.T) {
 		{args: []string{"--discovery-endpoints=http://d:2379"}},
 		{args: []string{"--discovery=https://discovery.etcd.io/x"}},
 		{args: []string{"--discovery-srv=example.com"}},
-		{args: []string{"--force-new-cluster"}},
 		{args: []string{"--client-cert-allowed-hostname=a.example"}},
 		{env: map[string]string{"ETCD_DISCOVERY_ENDPOINTS": "http://d:2379"}},
-		{args: []string{"--force-new-cluster=false"}, ok: true},
+		{args: []string{"--discovery="}, ok: true},
 	} {
 		_, err := parseOptions(tc.args, func(k string) string { return tc.env[k] }, io.Discard)
 		if tc.ok != (err == nil) {

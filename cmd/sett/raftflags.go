@@ -34,10 +34,12 @@ func (b invertedBool) Set(s string) error {
 
 var errParseBool = errors.New("parse error")
 
-// addRaftFlags adds etcd's --wal-dir, --max-learners and --pre-vote.
+// addRaftFlags adds etcd's --wal-dir, --max-learners, --pre-vote and
+// --force-new-cluster.
 func addRaftFlags(fs *flag.FlagSet, o *replication.Options) {
 	fs.StringVar(&o.WALDir, "wal-dir", "", "Path to the dedicated wal directory (sett's raft log; default ${data-dir}/raft).")
 	o.MaxLearners = 1
 	fs.IntVar(&o.MaxLearners, "max-learners", 1, "Sets the maximum number of learners that can be available in the cluster membership.")
+	fs.BoolVar(&o.ForceNewCluster, "force-new-cluster", false, "Restart this member on its data as a one-member cluster: the other members are removed, uncommitted entries dropped.")
 	fs.Var(invertedBool{&o.DisablePreVote}, "pre-vote", "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
 }

@@ -13,11 +13,14 @@ func TestRaftFlags(t *testing.T) {
 		wal       string
 		learners  int
 		noPreVote bool
+		force     bool
 		wantErr   bool
 	}{
 		{args: nil, learners: 1},
 		{args: []string{"--wal-dir=/w", "--max-learners=3", "--pre-vote=false"}, wal: "/w", learners: 3, noPreVote: true},
 		{args: []string{"--pre-vote"}, learners: 1},
+		{args: []string{"--force-new-cluster"}, learners: 1, force: true},
+		{args: []string{"--force-new-cluster=false"}, learners: 1},
 		{args: []string{"--pre-vote=maybe"}, wantErr: true},
 	} {
 		o, err := parseOptions(tc.args, func(string) string { return "" }, io.Discard)
@@ -28,7 +31,7 @@ func TestRaftFlags(t *testing.T) {
 			continue
 		}
 		r := o.cfg.Raft
-		if r.WALDir != tc.wal || r.MaxLearners != tc.learners || r.DisablePreVote != tc.noPreVote {
+		if r.WALDir != tc.wal || r.MaxLearners != tc.learners || r.DisablePreVote != tc.noPreVote || r.ForceNewCluster != tc.force {
 			t.Errorf("%v: %+v", tc.args, r)
 		}
 	}
