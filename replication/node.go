@@ -122,6 +122,7 @@ type Node struct {
 	commitObserver atomic.Pointer[func(time.Duration)]
 	installs       atomic.Int64
 	leaderChanges  atomic.Int64
+	reproposals    atomic.Int64
 	snapObserver   atomic.Pointer[func(from uint64)]
 
 	peersMu sync.Mutex

@@ -69,8 +69,13 @@ func (n *Node) Propose(ctx context.Context, req *pb.InternalRaftRequest) (storag
 		if !errors.Is(err, errRepropose) {
 			return res, err
 		}
+		n.reproposals.Add(1)
 	}
 }
+
+// Reproposals counts the proposals proposed again after raft dropped
+// them.
+func (n *Node) Reproposals() int64 { return n.reproposals.Load() }
 
 // errRepropose tells Propose that its entry is in no log that can commit
 // it, so that proposing it again cannot apply it twice.

@@ -160,8 +160,15 @@ func TestProposeDuringLeaderTransfers(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	wg.Wait()
-	t.Logf("%d leader moves; %d proposals acknowledged, failures %v; latency p50 %v p99 %v max %v (%s)",
-		moves, len(st.acked), st.failed, st.percentile(0.5), st.percentile(0.99), st.max(), st.slowest)
+	var again int64
+	for _, n := range c.nodes {
+		again += n.Reproposals()
+	}
+	t.Logf("%d leader moves; %d proposals acknowledged (%d proposed again), failures %v; latency p50 %v p99 %v max %v (%s)",
+		moves, len(st.acked), again, st.failed, st.percentile(0.5), st.percentile(0.99), st.max(), st.slowest)
+	if again == 0 {
+		t.Error("no proposal was proposed again: the transfers did not exercise the drop paths")
+	}
 	if moves < 5 {
 		t.Fatalf("only %d leader moves", moves)
 	}
