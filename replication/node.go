@@ -123,7 +123,9 @@ type Node struct {
 	installs       atomic.Int64
 	leaderChanges  atomic.Int64
 	reproposals    atomic.Int64
-	snapObserver   atomic.Pointer[func(from uint64)]
+	// transferring is set while MoveLeader hands leadership over.
+	transferring atomic.Bool
+	snapObserver atomic.Pointer[func(from uint64)]
 
 	peersMu sync.Mutex
 	peers   map[uint64]string // the transport's peers and their URLs
@@ -429,6 +431,9 @@ func (n *Node) Process(ctx context.Context, m raftpb.Message) error {
 	case <-n.started:
 	default:
 		return errors.New("raft not started")
+	}
+	if m.Type == raftpb.MsgProp && n.mayDropForwarded() {
+		return n.stepForwarded(ctx, m)
 	}
 	return n.raft.Step(ctx, m)
 }

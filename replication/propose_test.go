@@ -134,9 +134,8 @@ func (c *cluster) leaderIndex() int {
 // While leadership moves from member to member (raft refuses proposals
 // during a transfer, and a leader in transfer drops forwarded ones), every
 // proposal finishes far within the request timeout (7s here): ones refused
-// here or displaced in the log are proposed again and succeed; forwarded
-// ones the leader dropped fail early with etcd's error. None is applied
-// twice.
+// here, dropped by the leader (which tells the proposer) or displaced in
+// the log are proposed again and succeed. None is applied twice.
 func TestProposeDuringLeaderTransfers(t *testing.T) {
 	c := startClusterTicks(t, 3, 10000, 10)
 	stop := make(chan struct{})
@@ -172,15 +171,16 @@ func TestProposeDuringLeaderTransfers(t *testing.T) {
 	if moves < 5 {
 		t.Fatalf("only %d leader moves", moves)
 	}
-	if m := st.max(); m > 2*time.Second {
+	if m := st.max(); m > time.Second {
 		t.Errorf("slowest proposal took %v (%s); want well under the 7s request timeout", m, st.slowest)
 	}
-	// Refused here: proposed again, never failed ("etcdserver: no leader"
-	// before). Forwarded and dropped by the leader in transfer: etcd's
-	// error, early.
-	for msg := range st.failed {
-		if msg != ErrTimeoutLeaderFail.Error() {
-			t.Errorf("unexpected failure %q (%d times)", msg, st.failed[msg])
+	// Refused here, or forwarded and dropped by the leader in transfer
+	// (which says so): proposed again, not failed. Only a proposal
+	// forwarded in the instant before this member saw the change of leader
+	// can be lost unreported, and fails early with etcd's error.
+	for msg, count := range st.failed {
+		if msg != ErrTimeoutLeaderFail.Error() || count > 3 {
+			t.Errorf("failure %q %d times", msg, count)
 		}
 	}
 	c.checkOnce(st)
