@@ -87,6 +87,9 @@ func (n *Node) applyCommitted(ents []raftpb.Entry) error {
 		return err
 	}
 	n.setApplied(last)
+	// The proposers answered above are gone; what is left of those whose
+	// entries these displaced may propose again.
+	n.waits.settle(ents)
 	return nil
 }
 

@@ -77,6 +77,7 @@ func (n *Node) registerCalls() {
 		}
 		return json.Marshal(ClusterInfo{ClusterID: n.cfg.ClusterID, Members: members, Removed: removed})
 	})
+	n.tr.Handle(callDropped, n.handleDropped)
 	n.tr.Handle(callPromote, func(ctx context.Context, req []byte) ([]byte, error) {
 		var id uint64
 		if err := json.Unmarshal(req, &id); err != nil {

@@ -57,6 +57,8 @@ func (n *Node) handleReady(rd raft.Ready) error {
 	if len(rd.ReadStates) > 0 {
 		n.reads.deliver(rd.ReadStates)
 	}
+	// Before anything they hold can be applied: see waitRegistry.place.
+	n.waits.place(rd.Entries)
 	// A leader may send its appends while it writes them itself (raft
 	// thesis 10.2.1): it counts its own vote only once Advance reports them
 	// durable. Everything else goes out after the write.

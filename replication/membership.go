@@ -368,6 +368,10 @@ func (n *Node) MoveLeader(ctx context.Context, target uint64) error {
 	if target == n.id {
 		return nil
 	}
+	// Raft drops forwarded proposals during the transfer: see
+	// stepForwarded.
+	n.transferring.Store(true)
+	defer n.transferring.Store(false)
 	n.raft.TransferLeadership(ctx, n.id, target)
 	ctx, cancel := context.WithTimeout(ctx, n.requestTimeout())
 	defer cancel()

@@ -122,7 +122,10 @@ type Node struct {
 	commitObserver atomic.Pointer[func(time.Duration)]
 	installs       atomic.Int64
 	leaderChanges  atomic.Int64
-	snapObserver   atomic.Pointer[func(from uint64)]
+	reproposals    atomic.Int64
+	// transferring is set while MoveLeader hands leadership over.
+	transferring atomic.Bool
+	snapObserver atomic.Pointer[func(from uint64)]
 
 	peersMu sync.Mutex
 	peers   map[uint64]string // the transport's peers and their URLs
@@ -211,6 +214,11 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	switch {
 	case !fresh:
+		if n.cfg.Options.ForceNewCluster {
+			if st, err = n.forceNewCluster(st); err != nil {
+				return err
+			}
+		}
 		if err := n.restore(st); err != nil {
 			return err
 		}
@@ -423,6 +431,9 @@ func (n *Node) Process(ctx context.Context, m raftpb.Message) error {
 	case <-n.started:
 	default:
 		return errors.New("raft not started")
+	}
+	if m.Type == raftpb.MsgProp && n.mayDropForwarded() {
+		return n.stepForwarded(ctx, m)
 	}
 	return n.raft.Step(ctx, m)
 }

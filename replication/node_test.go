@@ -126,9 +126,19 @@ type cluster struct {
 	nodes  []*Node
 	stores []*storage.Store
 	srvs   []*grpc.Server
+	// dirs and members are each member's data dir and identity.
+	dirs    []string
+	members []storage.Member
 }
 
 func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
+	t.Helper()
+	return startClusterTicks(t, size, snapshotCount, 30)
+}
+
+// startClusterTicks is startCluster with an election timeout of
+// electionTicks 100ms ticks.
+func startClusterTicks(t *testing.T, size int, snapshotCount uint64, electionTicks int) *cluster {
 	t.Helper()
 	c := &cluster{t: t}
 	var members []storage.Member
@@ -146,7 +156,7 @@ func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
 		store := openStore(t, dir)
 		n, err := New(Config{
 			Self: members[i], InitialCluster: members, ClusterID: 7, DataDir: dir, Store: store,
-			TickInterval: 100 * time.Millisecond, ElectionTicks: 30, SnapshotCount: snapshotCount, CatchUpEntries: 5,
+			TickInterval: 100 * time.Millisecond, ElectionTicks: electionTicks, SnapshotCount: snapshotCount, CatchUpEntries: 5,
 			UnsafeNoSync: true, Logger: quiet(),
 		})
 		if err != nil {
@@ -156,7 +166,9 @@ func startCluster(t *testing.T, size int, snapshotCount uint64) *cluster {
 		n.Transport().Register(srv)
 		go srv.Serve(lis[i])
 		c.nodes, c.stores, c.srvs = append(c.nodes, n), append(c.stores, store), append(c.srvs, srv)
+		c.dirs = append(c.dirs, dir)
 	}
+	c.members = members
 	for _, n := range c.nodes {
 		if err := n.Start(context.Background()); err != nil {
 			t.Fatal(err)

@@ -21,6 +21,9 @@ type Options struct {
 	// of entries that takes longer logs etcd's "apply request took too
 	// long" warning. 0 means etcd's default, 100 ms.
 	WarningApplyDuration time.Duration
+	// ForceNewCluster is --force-new-cluster: a member restarting on its
+	// data makes itself a one-member cluster (see forceNewCluster).
+	ForceNewCluster bool
 }
 
 // DefaultWarningApplyDuration is etcd's --warning-apply-duration default.

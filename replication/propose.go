@@ -44,6 +44,15 @@ func (n *Node) requestTimeout() time.Duration {
 
 // Propose submits req and waits until this member has applied it. req's
 // header ID must be unique in the cluster.
+//
+// A proposal raft drops does not wait out the request timeout: one raft
+// refused here (an election or a leadership transfer in progress) is in no
+// log and is proposed again once a leader can take it; one whose entry
+// another entry displaced is proposed again as soon as that is committed
+// (see errEntryLost); one lost with a leader that failed before this
+// member's log received it fails with etcd's "request timed out, possibly
+// due to previous leader failure" once the next leader committed an entry,
+// instead of after the timeout.
 func (n *Node) Propose(ctx context.Context, req *pb.InternalRaftRequest) (storage.Result, error) {
 	if req.Header == nil {
 		req.Header = &pb.RequestHeader{ID: n.nextConfID()}
@@ -53,22 +62,90 @@ func (n *Node) Propose(ctx context.Context, req *pb.InternalRaftRequest) (storag
 	if err != nil {
 		return storage.Result{}, err
 	}
-	w := n.waits.register(id, req)
-	leaderChanged := n.leaderChange()
 	pctx, cancel := context.WithTimeout(ctx, n.requestTimeout())
 	defer cancel()
+	for {
+		res, err := n.proposeOnce(ctx, pctx, id, req, data)
+		if !errors.Is(err, errRepropose) {
+			return res, err
+		}
+		n.reproposals.Add(1)
+	}
+}
+
+// Reproposals counts the proposals proposed again after raft dropped
+// them.
+func (n *Node) Reproposals() int64 { return n.reproposals.Load() }
+
+// errRepropose tells Propose that its entry is in no log that can commit
+// it, so that proposing it again cannot apply it twice.
+var errRepropose = errors.New("replication: propose again")
+
+// proposeOnce proposes data once and waits for its fate.
+func (n *Node) proposeOnce(ctx, pctx context.Context, id uint64, req *pb.InternalRaftRequest, data []byte) (storage.Result, error) {
+	w := n.waits.register(id, req)
+	leaderChanged := n.leaderChange()
+	term := n.term.Load()
 	if err := n.raft.Propose(pctx, data); err != nil {
 		n.waits.cancel(id)
+		if errors.Is(err, raft.ErrProposalDropped) && pctx.Err() == nil {
+			// Refused before any log took it: try again at the next change
+			// of leader or tick, while the timeout allows.
+			select {
+			case <-leaderChanged:
+			case <-time.After(n.cfg.TickInterval):
+			case <-pctx.Done():
+				return storage.Result{}, n.proposeError(ctx, pctx, pctx.Err(), leaderChanged)
+			case <-n.stopc:
+				return storage.Result{}, ErrStopped
+			}
+			return storage.Result{}, errRepropose
+		}
 		return storage.Result{}, n.proposeError(ctx, pctx, err, leaderChanged)
 	}
-	select {
-	case r := <-w.resc:
-		return r.(storage.Result), nil
-	case <-pctx.Done():
-		n.waits.cancel(id)
-		return storage.Result{}, n.proposeError(ctx, pctx, pctx.Err(), leaderChanged)
-	case <-n.donec:
-		return storage.Result{}, ErrStopped
+	// After a change of leader: termc fires once an entry of a later term
+	// is applied, then grace gives this member's log a few heartbeats to
+	// receive the entry if the new leader holds it.
+	var termc <-chan struct{}
+	var grace <-chan time.Time
+	changed := leaderChanged
+	for {
+		select {
+		case r := <-w.resc:
+			if r == errEntryLost {
+				return storage.Result{}, errRepropose
+			}
+			return r.(storage.Result), nil
+		case <-changed:
+			changed = nil
+			_, termc = n.waits.termAbove(term)
+		case <-termc:
+			var above bool
+			if above, termc = n.waits.termAbove(term); above {
+				termc = nil
+				grace = time.After(2 * n.cfg.TickInterval)
+			}
+		case <-grace:
+			grace = nil
+			if n.waits.placed(id) {
+				// In this member's log: committed entries decide.
+				continue
+			}
+			n.waits.cancel(id)
+			select {
+			case r := <-w.resc:
+				if r != errEntryLost {
+					return r.(storage.Result), nil
+				}
+			default:
+			}
+			return storage.Result{}, ErrTimeoutLeaderFail
+		case <-pctx.Done():
+			n.waits.cancel(id)
+			return storage.Result{}, n.proposeError(ctx, pctx, pctx.Err(), leaderChanged)
+		case <-n.donec:
+			return storage.Result{}, ErrStopped
+		}
 	}
 }
 
@@ -104,14 +181,27 @@ func (n *Node) proposeError(parent, pctx context.Context, err error, leaderChang
 type waitRegistry struct {
 	mu sync.Mutex
 	m  map[uint64]*waiter
+	// appliedTerm is the term of the newest entry applied; termc is closed
+	// and replaced when it grows.
+	appliedTerm uint64
+	termc       chan struct{}
+	// byIndex maps the log index of each placed proposal to its ID.
+	byIndex map[uint64]uint64
 }
 
 type waiter struct {
 	req  *pb.InternalRaftRequest // nil for configuration changes
 	resc chan any
+	// index and term are where this member's log holds the entry, 0 until
+	// it does (see place).
+	index, term uint64
 }
 
-func (w *waitRegistry) init() { w.m = map[uint64]*waiter{} }
+func (w *waitRegistry) init() {
+	w.m = map[uint64]*waiter{}
+	w.termc = make(chan struct{})
+	w.byIndex = map[uint64]uint64{}
+}
 
 func (w *waitRegistry) register(id uint64, req *pb.InternalRaftRequest) *waiter {
 	wt := &waiter{req: req, resc: make(chan any, 1)}

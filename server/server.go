@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/sett-dev/sett/autocompact"
 	"github.com/sett-dev/sett/etcdapi"
 	"github.com/sett-dev/sett/lease"
 	"github.com/sett-dev/sett/replication"
@@ -63,6 +64,11 @@ type Config struct {
 	// (0: etcd's default, 10 minutes).
 	WatchProgressNotifyInterval time.Duration
 
+	// AutoCompactionMode and AutoCompactionRetention are etcd's flags of
+	// the same names (see autocompact.ParsePolicy); both empty is off.
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+
 	// ListenMetricsURLs serve /metrics and the health endpoints (etcd's
 	// --listen-metrics-urls). ClientTLS and PeerTLS are etcd's TLS flags of
 	// each side (the peer ones are kept for when sett replicates); TLS
@@ -99,6 +105,8 @@ func DefaultConfig() Config {
 		HeartbeatInterval:        100 * time.Millisecond,
 		ElectionTimeout:          time.Second,
 		SnapshotCount:            10000,
+		AutoCompactionMode:       autocompact.DefaultMode,
+		AutoCompactionRetention:  autocompact.DefaultRetention,
 	}
 }
 
@@ -109,6 +117,8 @@ type Server struct {
 	store     *storage.Store
 	node      *replication.Node
 	hub       *watchhub.Hub
+	api       *etcdapi.Server
+	compactor *autocompact.Runner
 	lessor    *lease.Lessor
 	front     *frontend
 	grpc      *grpc.Server
@@ -126,6 +136,10 @@ type Server struct {
 func Start(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	compaction, err := autoCompactionPolicy(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = cfg.Name + ".sett"
@@ -193,6 +207,7 @@ func Start(cfg Config) (*Server, error) {
 		MaxTxnOps:       cfg.MaxTxnOps,
 		MaxRequestBytes: cfg.MaxRequestBytes,
 	}, store, s.node)
+	s.api = api
 	// The lessor follows storage's grants and revokes from here on; it
 	// runs expiry and checkpoints while this member leads.
 	if s.lessor, err = lease.New(lease.Config{Logger: cfg.Logger}, store); err != nil {
@@ -206,6 +221,7 @@ func Start(cfg Config) (*Server, error) {
 			s.lessor.Demote()
 		}
 	})
+	s.compactor = s.newAutoCompactor(compaction)
 	if err := s.servePeers(peerTLS); err != nil {
 		s.Close()
 		return nil, err
@@ -226,6 +242,7 @@ func Start(cfg Config) (*Server, error) {
 	s.front.ready = s.node.Ready()
 	s.node.ObserveCommits(s.Metrics().ObserveCommit)
 	s.node.ObserveSnapshots(s.Metrics().SnapshotReceived)
+	s.compactor.Run()
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(cfg.MaxRequestBytes+etcdapi.GRPCOverheadBytes),
 		grpc.MaxSendMsgSize(math.MaxInt32),
@@ -290,6 +307,10 @@ func (s *Server) Close() error { return s.Shutdown(context.Background()) }
 
 // Shutdown is Close bounded by ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
+	// Auto-compaction proposes writes: it stops before the write path.
+	if s.compactor != nil {
+		s.compactor.Stop()
+	}
 	// Stopping the lessor first ends keep-alive streams, which would
 	// otherwise hold up the graceful stop.
 	if s.lessor != nil {

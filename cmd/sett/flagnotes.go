@@ -12,7 +12,6 @@ var refusedFlags = map[string]string{
 	"discovery":           "sett does not bootstrap through a discovery service; list the members with --initial-cluster",
 	"discovery-endpoints": "sett does not bootstrap through a discovery service; list the members with --initial-cluster",
 	"discovery-srv":       "sett does not bootstrap through DNS SRV discovery; list the members with --initial-cluster",
-	"force-new-cluster":   "sett cannot rewrite its membership to a single member; restore a snapshot into a new member instead (sett snapshot restore)",
 }
 
 // refusedFlag fails the parse when set to an on value.
@@ -36,8 +35,6 @@ func (f refusedFlag) Set(v string) error {
 var ignoredNotes = map[string]string{
 	"auth-token":                                     "sett's auth is not implemented here; tokens are not issued",
 	"auth-token-ttl":                                 "as --auth-token",
-	"auto-compaction-mode":                           "sett does not compact on its own; Kubernetes' apiserver compacts through the API, as it does on etcd",
-	"auto-compaction-retention":                      "as --auto-compaction-mode",
 	"backend-batch-interval":                         "bbolt tuning; sett's storage is Badger (--storage-* flags)",
 	"backend-batch-limit":                            "bbolt tuning; sett's storage is Badger (--storage-* flags)",
 	"backend-bbolt-freelist-type":                    "bbolt tuning; sett's storage is Badger",

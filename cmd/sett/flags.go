@@ -39,8 +39,7 @@ type options struct {
 // flag is boolean.
 var etcdOnlyFlags = map[string]bool{
 	"discovery-endpoints": false,
-	"auth-token":          false, "auth-token-ttl": false, "auto-compaction-mode": false,
-	"auto-compaction-retention": false, "backend-batch-interval": false, "backend-batch-limit": false,
+	"auth-token":          false, "auth-token-ttl": false, "backend-batch-interval": false, "backend-batch-limit": false,
 	"backend-bbolt-freelist-type": false, "bcrypt-cost": false, "bootstrap-defrag-threshold-megabytes": false,
 	"compact-hash-check-time": false, "compaction-batch-limit": false, "compaction-sleep-interval": false,
 	"corrupt-check-time": false, "cors": false, "discovery": false, "discovery-cacert": false, "discovery-cert": false,
@@ -61,8 +60,7 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
 	"experimental-peer-skip-client-san-verification": true, "experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
-	"force-new-cluster": true,
-	"host-whitelist":    false, "initial-election-tick-advance": true,
+	"host-whitelist": false, "initial-election-tick-advance": true,
 	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"socket-reuse-address": true,
@@ -142,6 +140,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	addLogFlags(fs, &o.logging)
 	addRaftFlags(fs, &c.Raft)
+	addCompactionFlags(fs, c)
 	fs.StringVar(&o.configFile, "config-file", "", "Path to an etcd-style YAML configuration file; command-line flags are then ignored.")
 	fs.BoolVar(&o.version, "version", false, "Print the version and exit.")
 

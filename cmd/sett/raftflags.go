@@ -36,7 +36,7 @@ func (b invertedBool) Set(s string) error {
 var errParseBool = errors.New("parse error")
 
 // addRaftFlags adds etcd's --wal-dir, --max-learners, --pre-vote and
-// --warning-apply-duration.
+// --warning-apply-duration and --force-new-cluster.
 func addRaftFlags(fs *flag.FlagSet, o *replication.Options) {
 	fs.StringVar(&o.WALDir, "wal-dir", "", "Path to the dedicated wal directory (sett's raft log; default ${data-dir}/raft).")
 	o.MaxLearners = 1
@@ -44,6 +44,7 @@ func addRaftFlags(fs *flag.FlagSet, o *replication.Options) {
 	o.WarningApplyDuration = replication.DefaultWarningApplyDuration
 	fs.DurationVar(&o.WarningApplyDuration, "warning-apply-duration", o.WarningApplyDuration, "Time duration after which a warning is generated if applying a request takes more time.")
 	fs.DurationVar(&o.WarningApplyDuration, "experimental-warning-apply-duration", o.WarningApplyDuration, "Deprecated: use --warning-apply-duration.")
+	fs.BoolVar(&o.ForceNewCluster, "force-new-cluster", false, "Restart this member on its data as a one-member cluster: the other members are removed, uncommitted entries dropped.")
 	fs.Var(invertedBool{&o.DisablePreVote}, "pre-vote", "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
 }
 

@@ -15,11 +15,14 @@ func TestRaftFlags(t *testing.T) {
 		learners  int
 		noPreVote bool
 		applyWarn time.Duration
+		force     bool
 		wantErr   bool
 	}{
 		{args: nil, learners: 1, applyWarn: 100 * time.Millisecond},
 		{args: []string{"--wal-dir=/w", "--max-learners=3", "--pre-vote=false"}, wal: "/w", learners: 3, noPreVote: true, applyWarn: 100 * time.Millisecond},
 		{args: []string{"--pre-vote"}, learners: 1, applyWarn: 100 * time.Millisecond},
+		{args: []string{"--force-new-cluster"}, learners: 1, force: true, applyWarn: 100 * time.Millisecond},
+		{args: []string{"--force-new-cluster=false"}, learners: 1, applyWarn: 100 * time.Millisecond},
 		{args: []string{"--pre-vote=maybe"}, wantErr: true},
 		{args: []string{"--warning-apply-duration=2s"}, learners: 1, applyWarn: 2 * time.Second},
 		{args: []string{"--experimental-warning-apply-duration=3s"}, learners: 1, applyWarn: 3 * time.Second},
@@ -33,7 +36,7 @@ func TestRaftFlags(t *testing.T) {
 			continue
 		}
 		r := o.cfg.Raft
-		if r.WALDir != tc.wal || r.MaxLearners != tc.learners || r.DisablePreVote != tc.noPreVote || r.WarningApplyDuration != tc.applyWarn {
+		if r.WALDir != tc.wal || r.MaxLearners != tc.learners || r.DisablePreVote != tc.noPreVote || r.WarningApplyDuration != tc.applyWarn || r.ForceNewCluster != tc.force {
 			t.Errorf("%v: %+v", tc.args, r)
 		}
 	}
