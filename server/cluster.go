@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -176,7 +175,7 @@ func (s *Server) servePeers(peerTLS *tls.Config) error {
 		if err != nil {
 			return fmt.Errorf("invalid peer URL %q: %w", raw, err)
 		}
-		l, err := net.Listen("tcp", u.Host)
+		l, err := s.cfg.SocketOpts.listen("tcp", u.Host)
 		if err != nil {
 			return fmt.Errorf("listen on peer URL %s: %w", raw, err)
 		}

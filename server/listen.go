@@ -169,7 +169,7 @@ func (f *frontend) serveClient(raw string, g *grpc.Server, errc chan<- error) (n
 	case f.clientTLS != nil:
 		f.log.Warn("scheme is HTTP while key and cert files are present; ignoring key and cert files", "client-url", raw)
 	}
-	base, err := listenURL(u, raw)
+	base, err := listenURL(u, raw, f.cfg.SocketOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func (f *frontend) serveHTTP(raw, what string, h http.Handler, errc chan<- error
 	if secure && f.clientTLS == nil {
 		return nil, fmt.Errorf("TLS key/cert (--cert-file, --key-file) must be provided for %s url %s with HTTPS scheme", what, raw)
 	}
-	l, err := listenURL(u, raw)
+	l, err := listenURL(u, raw, f.cfg.SocketOpts)
 	if err != nil {
 		return nil, err
 	}
@@ -313,10 +313,10 @@ func (f *frontend) shutdown(ctx context.Context) {
 
 // listenURL opens a TCP (http, https) or unix socket (unix, unixs)
 // listener.
-func listenURL(u *url.URL, raw string) (net.Listener, error) {
+func listenURL(u *url.URL, raw string, opts SocketOptions) (net.Listener, error) {
 	switch u.Scheme {
 	case "http", "https":
-		return net.Listen("tcp", u.Host)
+		return opts.listen("tcp", u.Host)
 	case "unix", "unixs":
 		return net.Listen("unix", strings.TrimPrefix(raw, u.Scheme+"://"))
 	default:

@@ -53,6 +53,8 @@ type Config struct {
 	GRPCKeepAliveMinTime  time.Duration
 	GRPCKeepAliveInterval time.Duration
 	GRPCKeepAliveTimeout  time.Duration
+	// SocketOpts are --socket-reuse-port and --socket-reuse-address.
+	SocketOpts SocketOptions
 	// MaxConcurrentStreams is --max-concurrent-streams: gRPC streams per
 	// client connection; 0 means etcd's default, unlimited (2^32-1).
 	MaxConcurrentStreams uint32

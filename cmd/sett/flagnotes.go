@@ -71,8 +71,6 @@ var ignoredNotes = map[string]string{
 	"pre-vote":                                       "sett always uses pre-vote",
 	"raft-read-timeout":                              "sett's peer transport uses gRPC keepalives",
 	"raft-write-timeout":                             "sett's peer transport uses gRPC keepalives",
-	"socket-reuse-address":                           "sett's listeners use Go's defaults (SO_REUSEADDR on)",
-	"socket-reuse-port":                              "sett's listeners do not set SO_REUSEPORT",
 	"strict-reconfig-check":                          "sett always refuses a membership change that would lose quorum",
 	"v2-deprecation":                                 "sett has no v2 store",
 	"wal-dir":                                        "sett's raft log lives in the data dir",

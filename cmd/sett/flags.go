@@ -63,8 +63,7 @@ var etcdOnlyFlags = map[string]bool{
 	"host-whitelist": false, "initial-election-tick-advance": true,
 	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false,
 	"raft-read-timeout": false, "raft-write-timeout": false,
-	"socket-reuse-address": true,
-	"socket-reuse-port":    true, "strict-reconfig-check": true, "v2-deprecation": false,
+	"strict-reconfig-check": true, "v2-deprecation": false,
 	"feature-gates": false,
 }
 
@@ -123,6 +122,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
+	fs.BoolVar(&c.SocketOpts.ReusePort, "socket-reuse-port", false, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
+	fs.BoolVar(&c.SocketOpts.ReuseAddress, "socket-reuse-address", false, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in TIME_WAIT state.")
 	c.MaxConcurrentStreams = math.MaxUint32
 	fs.Var(uint32Flag{&c.MaxConcurrentStreams}, "max-concurrent-streams", "Maximum concurrent streams that each client can open at a time.")
 	c.WarningUnaryRequestDuration = server.DefaultWarningUnaryRequestDuration
