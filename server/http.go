@@ -31,6 +31,9 @@ type httpAPI struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	pprof   bool // --enable-pprof: /debug/pprof, as etcd serves it
+	// hostWhitelist (--host-whitelist) and cors (--cors) are etcd's
+	// access-control lists of the client port's HTTP handler.
+	hostWhitelist, cors []string
 }
 
 // clientHandler is what etcd serves next to gRPC on a client URL.
@@ -47,7 +50,7 @@ func (h *httpAPI) clientHandler() http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	return accessController{mux}
+	return newAccessController(mux, h.hostWhitelist, h.cors, h.log)
 }
 
 // metricsHandler is what etcd serves on --listen-metrics-urls.
@@ -56,22 +59,6 @@ func (h *httpAPI) metricsHandler() http.Handler {
 	mux.Handle("/metrics", h.metrics.Handler())
 	h.installHealth(mux)
 	return mux
-}
-
-// accessController adds etcd's default CORS headers (every origin allowed)
-// and answers preflight requests, as etcd's client handler does.
-type accessController struct{ mux *http.ServeMux }
-
-func (a accessController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Access-Control-Allow-Origin", "*")
-	hd.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS, PUT, DELETE")
-	hd.Set("Access-Control-Allow-Headers", "accept, content-type, authorization")
-	if r.Method == http.MethodOptions {
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	a.mux.ServeHTTP(w, r)
 }
 
 func allowGet(w http.ResponseWriter, r *http.Request) bool {

@@ -93,7 +93,8 @@ func newFrontend(cfg Config, store *storage.Store, memberID uint64, raft metrics
 			return out
 		},
 	})
-	f.http = &httpAPI{store: store, metrics: f.metrics, log: cfg.Logger, pprof: cfg.EnablePprof}
+	f.http = &httpAPI{store: store, metrics: f.metrics, log: cfg.Logger, pprof: cfg.EnablePprof,
+		hostWhitelist: cfg.HostWhitelist, cors: cfg.CORS}
 	hosts := urlHosts(append(append([]string(nil), cfg.ListenClientURLs...), cfg.AdvertiseClientURLs...))
 	var err error
 	if f.clientTLS, err = serverTLSConfig(cfg.ClientTLS, cfg.TLS, cfg.DataDir, "client", hosts, cfg.Logger); err != nil {

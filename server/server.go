@@ -53,6 +53,10 @@ type Config struct {
 	GRPCKeepAliveMinTime  time.Duration
 	GRPCKeepAliveInterval time.Duration
 	GRPCKeepAliveTimeout  time.Duration
+	// HostWhitelist is --host-whitelist: the Host names plain-HTTP
+	// requests may carry (empty or "*": any). CORS is --cors: the origins
+	// sent CORS headers (empty or "*": any).
+	HostWhitelist, CORS []string
 	// SocketOpts are --socket-reuse-port and --socket-reuse-address.
 	SocketOpts SocketOptions
 	// MaxConcurrentStreams is --max-concurrent-streams: gRPC streams per

@@ -42,7 +42,7 @@ var etcdOnlyFlags = map[string]bool{
 	"auth-token":          false, "auth-token-ttl": false, "backend-batch-interval": false, "backend-batch-limit": false,
 	"backend-bbolt-freelist-type": false, "bcrypt-cost": false, "bootstrap-defrag-threshold-megabytes": false,
 	"compact-hash-check-time": false, "compaction-batch-limit": false, "compaction-sleep-interval": false,
-	"corrupt-check-time": false, "cors": false, "discovery": false, "discovery-cacert": false, "discovery-cert": false,
+	"corrupt-check-time": false, "discovery": false, "discovery-cacert": false, "discovery-cert": false,
 	"discovery-dial-timeout": false, "discovery-fallback": false, "discovery-insecure-skip-tls-verify": true,
 	"discovery-insecure-transport": true, "discovery-keepalive-time": false, "discovery-keepalive-timeout": false,
 	"discovery-key": false, "discovery-password": false, "discovery-proxy": false, "discovery-request-timeout": false,
@@ -60,8 +60,8 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
 	"experimental-peer-skip-client-san-verification": true, "experimental-stop-grpc-service-on-defrag": true, "experimental-txn-mode-write-with-shared-buffer": true,
-	"host-whitelist": false, "initial-election-tick-advance": true,
-	"max-snapshots": false, "max-wals": false, "memory-mlock": true, "metrics": false,
+	"initial-election-tick-advance": true,
+	"max-snapshots":                 false, "max-wals": false, "memory-mlock": true, "metrics": false,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"strict-reconfig-check": true, "v2-deprecation": false,
 	"feature-gates": false,
@@ -122,6 +122,9 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&c.GRPCKeepAliveMinTime, "grpc-keepalive-min-time", c.GRPCKeepAliveMinTime, "Minimum interval duration that a client should wait before pinging server.")
 	fs.DurationVar(&c.GRPCKeepAliveInterval, "grpc-keepalive-interval", c.GRPCKeepAliveInterval, "Frequency duration of server-to-client ping to check if a connection is alive (0 to disable).")
 	fs.DurationVar(&c.GRPCKeepAliveTimeout, "grpc-keepalive-timeout", c.GRPCKeepAliveTimeout, "Additional duration of wait before closing a non-responsive connection (0 to disable).")
+	c.HostWhitelist, c.CORS = []string{"*"}, []string{"*"}
+	fs.Var(nameList{&c.HostWhitelist}, "host-whitelist", "Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).")
+	fs.Var(nameList{&c.CORS}, "cors", "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).")
 	fs.BoolVar(&c.SocketOpts.ReusePort, "socket-reuse-port", false, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
 	fs.BoolVar(&c.SocketOpts.ReuseAddress, "socket-reuse-address", false, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in TIME_WAIT state.")
 	c.MaxConcurrentStreams = math.MaxUint32

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"strconv"
 
 	"github.com/sett-dev/sett/replication"
 )
@@ -47,24 +46,3 @@ func addRaftFlags(fs *flag.FlagSet, o *replication.Options) {
 	fs.BoolVar(&o.ForceNewCluster, "force-new-cluster", false, "Restart this member on its data as a one-member cluster: the other members are removed, uncommitted entries dropped.")
 	fs.Var(invertedBool{&o.DisablePreVote}, "pre-vote", "Enable the raft Pre-Vote algorithm to prevent disruption when a node that has been partitioned away rejoins the cluster.")
 }
-
-// uint32Flag is an unsigned 32-bit flag (etcd's --max-concurrent-streams).
-type uint32Flag struct{ v *uint32 }
-
-func (f uint32Flag) String() string {
-	if f.v == nil {
-		return "0"
-	}
-	return strconv.FormatUint(uint64(*f.v), 10)
-}
-
-func (f uint32Flag) Set(s string) error {
-	n, err := strconv.ParseUint(s, 0, 32)
-	if err != nil {
-		return errParseUint
-	}
-	*f.v = uint32(n)
-	return nil
-}
-
-var errParseUint = errors.New("parse error")
