@@ -141,6 +141,7 @@ func (f *frontend) register(g *grpc.Server, api *etcdapi.Server) {
 				defragStart.Store(time.Now().UnixNano())
 			}
 			f.metrics.Defrag(running, time.Duration(time.Now().UnixNano()-defragStart.Load()))
+			f.defragHealth(running)
 		},
 	}))
 	pb.RegisterClusterServer(g, api.Cluster())

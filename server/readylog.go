@@ -34,5 +34,8 @@ func (s *Server) ServeReady(ctx context.Context) error {
 			s.log.Info("serving client traffic insecurely; this is strongly discouraged!", "traffic", traffic, "address", l.Addr().String())
 		}
 	}
+	// etcd's health notifier announces the gRPC health service once the
+	// member serves.
+	s.log.Info("grpc service status changed", "service", "", "status", "SERVING")
 	return nil
 }

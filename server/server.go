@@ -57,6 +57,9 @@ type Config struct {
 	// requests may carry (empty or "*": any). CORS is --cors: the origins
 	// sent CORS headers (empty or "*": any).
 	HostWhitelist, CORS []string
+	// StopGRPCServiceOnDefrag is --experimental-stop-grpc-service-on-defrag:
+	// gRPC health answers NOT_SERVING while a defragmentation runs.
+	StopGRPCServiceOnDefrag bool
 	// SocketOpts are --socket-reuse-port and --socket-reuse-address.
 	SocketOpts SocketOptions
 	// MaxConcurrentStreams is --max-concurrent-streams: gRPC streams per

@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,9 @@ var grepped = []struct {
 	// Every apply is slow against the 1ns --warning-apply-duration below.
 	{"apply request took too long", []string{"took", "expected-duration", "prefix", "request", "response"}},
 	// And every unary call against --warning-unary-request-duration=1ns.
+	// The flag below turns health to NOT_SERVING during the defrag; both
+	// log the change, and the return to SERVING.
+	{"grpc service status changed", []string{"service", "status"}},
 	{"request stats", []string{"start time", "time spent", "remote", "response type", "request count", "request size", "response count", "response size", "request content"}},
 }
 
@@ -110,7 +115,7 @@ func TestLogsMatchEtcdJSON(t *testing.T) {
 	runs := map[string]run{}
 	for _, kind := range []string{"etcd", "sett"} {
 		file := filepath.Join(t.TempDir(), "member.log")
-		opts := testproc.Options{ExtraArgs: []string{"--log-outputs=stdout," + file, "--log-format=json", "--log-level=info", "--warning-apply-duration=1ns", "--warning-unary-request-duration=1ns"}}
+		opts := testproc.Options{ExtraArgs: []string{"--log-outputs=stdout," + file, "--log-format=json", "--log-level=info", "--warning-apply-duration=1ns", "--warning-unary-request-duration=1ns", "--experimental-stop-grpc-service-on-defrag"}}
 		var p *testproc.Proc
 		if kind == "etcd" {
 			p = testproc.StartEtcd(t, opts)
@@ -148,6 +153,19 @@ func TestLogsMatchEtcdJSON(t *testing.T) {
 		}
 		if e, s := findLine(runs["etcd"].file, g.msg), findLine(runs["sett"].file, g.msg); e != nil && s != nil && e["level"] != s["level"] {
 			t.Errorf("%q: etcd level %v, sett %v", g.msg, e["level"], s["level"])
+		}
+	}
+	// The defragmentation's health change, in order: NOT_SERVING (warn,
+	// with the reason), then SERVING.
+	for kind, r := range runs {
+		var seq []string
+		for _, m := range r.file {
+			if m["msg"] == "grpc service status changed" {
+				seq = append(seq, fmt.Sprint(m["level"], " ", m["status"], " ", m["reason"]))
+			}
+		}
+		if want := []string{"info SERVING <nil>", "warn NOT_SERVING defrag is active", "info SERVING <nil>"}; !slices.Equal(seq, want) {
+			t.Errorf("%s: health changes %q, want %q", kind, seq, want)
 		}
 	}
 }
