@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
@@ -13,12 +14,14 @@ import (
 
 // grpcMetrics are go-grpc-prometheus' server metrics, which etcd exports:
 // grpc_server_started_total, grpc_server_handled_total,
-// grpc_server_msg_received_total and grpc_server_msg_sent_total.
+// grpc_server_msg_received_total and grpc_server_msg_sent_total, and with
+// --metrics=extensive grpc_server_handling_seconds.
 type grpcMetrics struct {
 	started  *prometheus.CounterVec
 	handled  *prometheus.CounterVec
 	received *prometheus.CounterVec
 	sent     *prometheus.CounterVec
+	handling *prometheus.HistogramVec // nil unless extensive
 
 	methods sync.Map // full method name -> *methodMetrics
 }
@@ -28,15 +31,16 @@ type methodMetrics struct {
 	typ, service, method string
 	started, received    prometheus.Counter
 	sent                 prometheus.Counter
+	handling             prometheus.Observer // nil unless extensive
 	handled              [numCodes]prometheus.Counter
 	g                    *grpcMetrics
 }
 
 const numCodes = int(codes.Unauthenticated) + 1
 
-func newGRPCMetrics() *grpcMetrics {
+func newGRPCMetrics(extensive bool) *grpcMetrics {
 	labels := []string{"grpc_type", "grpc_service", "grpc_method"}
-	return &grpcMetrics{
+	g := &grpcMetrics{
 		started: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "grpc_server_started_total",
 			Help: "Total number of RPCs started on the server.",
@@ -54,6 +58,14 @@ func newGRPCMetrics() *grpcMetrics {
 			Help: "Total number of gRPC stream messages sent by the server.",
 		}, labels),
 	}
+	if extensive {
+		g.handling = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "grpc_server_handling_seconds",
+			Help:    "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+			Buckets: prometheus.DefBuckets,
+		}, labels)
+	}
+	return g
 }
 
 func (g *grpcMetrics) Describe(ch chan<- *prometheus.Desc) {
@@ -61,6 +73,9 @@ func (g *grpcMetrics) Describe(ch chan<- *prometheus.Desc) {
 	g.handled.Describe(ch)
 	g.received.Describe(ch)
 	g.sent.Describe(ch)
+	if g.handling != nil {
+		g.handling.Describe(ch)
+	}
 }
 
 func (g *grpcMetrics) Collect(ch chan<- prometheus.Metric) {
@@ -68,6 +83,9 @@ func (g *grpcMetrics) Collect(ch chan<- prometheus.Metric) {
 	g.handled.Collect(ch)
 	g.received.Collect(ch)
 	g.sent.Collect(ch)
+	if g.handling != nil {
+		g.handling.Collect(ch)
+	}
 }
 
 func rpcType(clientStream, serverStream bool) string {
@@ -99,6 +117,9 @@ func (g *grpcMetrics) method(full, typ string) *methodMetrics {
 	mm.started = g.started.WithLabelValues(typ, svc, name)
 	mm.received = g.received.WithLabelValues(typ, svc, name)
 	mm.sent = g.sent.WithLabelValues(typ, svc, name)
+	if g.handling != nil {
+		mm.handling = g.handling.WithLabelValues(typ, svc, name)
+	}
 	for c := range mm.handled {
 		mm.handled[c] = g.handled.WithLabelValues(typ, svc, name, codes.Code(c).String())
 	}
@@ -111,6 +132,12 @@ func (mm *methodMetrics) handledCode(c codes.Code) prometheus.Counter {
 		return mm.g.handled.WithLabelValues(mm.typ, mm.service, mm.method, c.String())
 	}
 	return mm.handled[c]
+}
+
+func (mm *methodMetrics) observeHandling(start time.Time) {
+	if mm.handling != nil {
+		mm.handling.Observe(time.Since(start).Seconds())
+	}
 }
 
 // InitializeGRPC creates every method's series at zero, as
@@ -130,11 +157,13 @@ func (m *Metrics) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 		mm := m.grpc.method(info.FullMethod, "unary")
 		mm.started.Inc()
 		mm.received.Inc()
+		start := time.Now()
 		resp, err := handler(ctx, req)
 		if err == nil {
 			mm.sent.Inc()
 		}
 		mm.handledCode(status.Code(err)).Inc()
+		mm.observeHandling(start)
 		return resp, err
 	}
 }
@@ -144,8 +173,10 @@ func (m *Metrics) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		mm := m.grpc.method(info.FullMethod, rpcType(info.IsClientStream, info.IsServerStream))
 		mm.started.Inc()
+		start := time.Now()
 		err := handler(srv, &countingStream{ServerStream: ss, mm: mm})
 		mm.handledCode(status.Code(err)).Inc()
+		mm.observeHandling(start)
 		return err
 	}
 }

@@ -30,6 +30,9 @@ type Source struct {
 	ClusterVersion string
 	// QuotaBytes is the effective backend quota.
 	QuotaBytes int64
+	// Extensive is --metrics=extensive: grpc_server_handling_seconds, the
+	// per-method latency histogram, is exported too.
+	Extensive bool
 
 	// Space returns the store's total and in-use size in bytes.
 	Space func() (total, inUse int64)
@@ -194,7 +197,7 @@ func New(src Source) *Metrics {
 	reg.MustRegister(m.backendCommit, m.walFsync, m.defragDuration, m.snapDuration, m.defragInflight,
 		m.healthSuccess, m.healthFailed, m.healthCheck, m.healthChecks)
 
-	m.grpc = newGRPCMetrics()
+	m.grpc = newGRPCMetrics(src.Extensive)
 	reg.MustRegister(m.grpc)
 	return m
 }

@@ -70,6 +70,7 @@ func newFrontend(cfg Config, store *storage.Store, memberID uint64, raft metrics
 		ClusterVersion: version.ClusterMinor,
 		// etcd reports the flag as given (negative: no quota), 0 as its default.
 		QuotaBytes: max(etcdapi.QuotaBytes(cfg.QuotaBackendBytes), cfg.QuotaBackendBytes),
+		Extensive:  cfg.Metrics == "extensive",
 		Space: func() (int64, int64) {
 			sp := f.space.Get()
 			return sp.Total, sp.InUse

@@ -60,6 +60,9 @@ type Config struct {
 	// StopGRPCServiceOnDefrag is --experimental-stop-grpc-service-on-defrag:
 	// gRPC health answers NOT_SERVING while a defragmentation runs.
 	StopGRPCServiceOnDefrag bool
+	// Metrics is --metrics: "basic" (default) or "extensive" (adds the
+	// gRPC handling-time histograms).
+	Metrics string
 	// SocketOpts are --socket-reuse-port and --socket-reuse-address.
 	SocketOpts SocketOptions
 	// MaxConcurrentStreams is --max-concurrent-streams: gRPC streams per

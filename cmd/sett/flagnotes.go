@@ -64,7 +64,6 @@ var ignoredNotes = map[string]string{
 	"max-snapshots":                                  "sett keeps one raft snapshot (its store is the snapshot)",
 	"max-wals":                                       "sett releases raft log segments below the snapshot itself",
 	"memory-mlock":                                   "sett does not lock its memory",
-	"metrics":                                        "sett exports basic metrics; 'extensive' adds no gRPC histograms",
 	"pre-vote":                                       "sett always uses pre-vote",
 	"raft-read-timeout":                              "sett's peer transport uses gRPC keepalives",
 	"raft-write-timeout":                             "sett's peer transport uses gRPC keepalives",

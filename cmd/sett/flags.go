@@ -61,7 +61,7 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
 	"experimental-peer-skip-client-san-verification": true, "experimental-txn-mode-write-with-shared-buffer": true,
 	"initial-election-tick-advance": true,
-	"max-snapshots":                 false, "max-wals": false, "memory-mlock": true, "metrics": false,
+	"max-snapshots":                 false, "max-wals": false, "memory-mlock": true,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"strict-reconfig-check": true, "v2-deprecation": false,
 	"feature-gates": false,
@@ -126,6 +126,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.Var(nameList{&c.HostWhitelist}, "host-whitelist", "Comma-separated acceptable hostnames from HTTP client requests, if server is not secure (empty means allow all).")
 	fs.Var(nameList{&c.CORS}, "cors", "Comma-separated white list of origins for CORS, or cross-origin resource sharing, (empty or * means allow all).")
 	fs.BoolVar(&c.StopGRPCServiceOnDefrag, "experimental-stop-grpc-service-on-defrag", false, "Enable etcd gRPC service to stop serving client requests on defragmentation.")
+	fs.StringVar(&c.Metrics, "metrics", "basic", "Set level of detail for exported metrics, specify 'extensive' to include server side grpc histogram metrics")
 	fs.BoolVar(&c.SocketOpts.ReusePort, "socket-reuse-port", false, "Enable to set socket option SO_REUSEPORT on listeners allowing rebinding of a port already in use.")
 	fs.BoolVar(&c.SocketOpts.ReuseAddress, "socket-reuse-address", false, "Enable to set socket option SO_REUSEADDR on listeners allowing binding to an address in TIME_WAIT state.")
 	c.MaxConcurrentStreams = math.MaxUint32
