@@ -22,7 +22,7 @@ import (
 )
 
 // issueNamed is issue with a given CN and DNS names (and 127.0.0.1).
-func (ca *testCA) issueNamed(t *testing.T, dir, file, cn string, dns []string) tls.Certificate {
+func (ca *testCA) issueNamed(t *testing.T, dir, file, cn string, dns []string, ips ...string) tls.Certificate {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	serial++
@@ -31,7 +31,13 @@ func (ca *testCA) issueNamed(t *testing.T, dir, file, cn string, dns []string) t
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: dns,
+		DNSNames:    dns,
+	}
+	if len(ips) == 0 {
+		ips = []string{"127.0.0.1"}
+	}
+	for _, ip := range ips {
+		tmpl.IPAddresses = append(tmpl.IPAddresses, net.ParseIP(ip))
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
@@ -69,7 +75,9 @@ func admitted(t *testing.T, addr string, roots *x509.CertPool, cert tls.Certific
 // TestAllowedCertIdentities: --peer-cert-allowed-cn, --peer-cert-allowed-hostname
 // and --client-cert-allowed-hostname admit exactly the certificates etcd
 // admits, on the peer and the client port; so does a trusted CA file alone
-// (which, in etcd, requires a certificate it signed).
+// (which, in etcd, requires a certificate it signed); a peer certificate
+// whose SANs do not name the address it connects from is refused unless
+// --peer-skip-client-san-verification.
 func TestAllowedCertIdentities(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts etcd and sett")
@@ -85,6 +93,7 @@ func TestAllowedCertIdentities(t *testing.T) {
 		"host ok.example":    ca.issueNamed(t, dir, "h", "x", []string{"ok.example"}),
 		"host other.example": ca.issueNamed(t, dir, "o", "x", []string{"other.example"}),
 		"no certificate":     {},
+		"san 10.9.9.9 only":  ca.issueNamed(t, dir, "s", "peer-a", nil, "10.9.9.9"),
 	}
 	cases := []struct {
 		name  string
@@ -96,6 +105,8 @@ func TestAllowedCertIdentities(t *testing.T) {
 		{"peer allowed CN without client cert auth", []string{"--peer-cert-allowed-cn=peer-a"}, true},
 		{"client allowed hostname", []string{"--client-cert-auth", "--client-cert-allowed-hostname=ok.example"}, false},
 		{"client trusted CA only", nil, false},
+		{"peer SAN checked", []string{"--peer-client-cert-auth"}, true},
+		{"peer SAN check skipped", []string{"--peer-client-cert-auth", "--peer-skip-client-san-verification"}, true},
 		{"peer trusted CA only", nil, true},
 	}
 	for _, tc := range cases {

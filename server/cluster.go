@@ -210,6 +210,9 @@ func peerTLSConfigs(cfg Config) (server, client *tls.Config, err error) {
 		// Self-signed peers cannot be verified, as in etcd's auto TLS.
 		client.InsecureSkipVerify = true
 	}
+	if !cfg.PeerTLS.SkipClientSANVerify {
+		server = withPeerSANCheck(server)
+	}
 	return server, client, nil
 }
 

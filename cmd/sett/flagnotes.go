@@ -56,7 +56,6 @@ var ignoredNotes = map[string]string{
 	"experimental-enable-lease-checkpoint-persist":   "sett always checkpoints lease TTLs",
 	"experimental-initial-corrupt-check":             "sett does not compare hashes with peers at start",
 	"experimental-memory-mlock":                      "as --memory-mlock",
-	"experimental-peer-skip-client-san-verification": "as --peer-skip-client-san-verification",
 	"experimental-txn-mode-write-with-shared-buffer": "bbolt read buffer tuning",
 	"feature-gates":                                  "sett has no feature gates; each gated etcd feature is listed here under its experimental flag",
 	"initial-election-tick-advance":                  "sett's election timing is its own (a single voter campaigns at once)",

@@ -59,9 +59,9 @@ var etcdOnlyFlags = map[string]bool{
 	"experimental-downgrade-check-time": false, "experimental-enable-distributed-tracing": true,
 	"experimental-enable-lease-checkpoint": true, "experimental-enable-lease-checkpoint-persist": true,
 	"experimental-initial-corrupt-check": true, "experimental-memory-mlock": true,
-	"experimental-peer-skip-client-san-verification": true, "experimental-txn-mode-write-with-shared-buffer": true,
-	"initial-election-tick-advance": true,
-	"max-snapshots":                 false, "max-wals": false, "memory-mlock": true,
+	"experimental-txn-mode-write-with-shared-buffer": true,
+	"initial-election-tick-advance":                  true,
+	"max-snapshots":                                  false, "max-wals": false, "memory-mlock": true,
 	"raft-read-timeout": false, "raft-write-timeout": false,
 	"strict-reconfig-check": true, "v2-deprecation": false,
 	"feature-gates": false,
@@ -192,6 +192,7 @@ func addTLSFlags(fs *flag.FlagSet, c *server.Config) {
 		fs.StringVar(&i.ClientKeyFile, p+"client-key-file", "", "Path to an explicit key file used when the "+w+" acts as a client.")
 	}
 	fs.BoolVar(&c.PeerTLS.SkipClientSANVerify, "peer-skip-client-san-verification", false, "Skip verification of SAN field in client certificate for peer connections.")
+	fs.BoolVar(&c.PeerTLS.SkipClientSANVerify, "experimental-peer-skip-client-san-verification", false, "Deprecated: use --peer-skip-client-san-verification.")
 	fs.StringVar(&c.PeerTLS.AllowedCN, "peer-cert-allowed-cn", "", "Comma-separated list of allowed CNs for inter-peer TLS authentication.")
 	fs.StringVar(&c.PeerTLS.AllowedHostname, "peer-cert-allowed-hostname", "", "Comma-separated list of allowed SAN hostnames for inter-peer TLS authentication.")
 	fs.StringVar(&c.ClientTLS.AllowedHostname, "client-cert-allowed-hostname", "", "Comma-separated list of allowed SAN hostnames for client cert authentication.")
