@@ -12,19 +12,27 @@ import (
 	"github.com/sett-dev/sett/version"
 )
 
-// SnapshotCommand runs `sett snapshot restore` and `sett snapshot
-// status`, sett's counterparts of etcdutl's: restore creates a new data
-// directory from a file written by `etcdctl snapshot save` against sett;
-// an etcd snapshot (`etcdctl snapshot save` against etcd) or an etcd data
-// dir's member/snap/db is imported (see storage.ImportEtcd); status checks such a file and prints its hash (HashKV at its revision),
-// revision, live keys, size and storage version. It returns the exit code.
+// SnapshotCommand runs `sett snapshot restore`, `sett snapshot status`
+// and `sett snapshot export`, and returns the exit code. Restore and status
+// are sett's counterparts of etcdutl's: restore creates a new data
+// directory from a file written by `etcdctl snapshot save` against sett,
+// or imports an etcd snapshot (`etcdctl snapshot save` against etcd) or an
+// etcd data dir's member/snap/db (see storage.ImportEtcd); status checks a
+// sett snapshot file and prints its hash (HashKV at its revision),
+// revision, live keys, size and storage version. Export writes sett's data
+// as an etcd snapshot file for `etcdutl snapshot restore` (see
+// snapshotExport).
 func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	usage := func() {
 		fmt.Fprintln(stderr, `Usage: sett snapshot restore <filename> --data-dir <dir> [--bump-revision N] [--mark-compacted] [--skip-hash-check] [--quiet]
-       sett snapshot status <filename> [-w simple|json]`)
+       sett snapshot status <filename> [-w simple|json]
+       sett snapshot export (<sett snapshot file> | --data-dir <dir>) --out <etcd snapshot file> [--skip-hash-check] [--quiet]`)
 	}
 	if len(args) > 0 && args[0] == "status" {
 		return snapshotStatus(args[1:], stdout, stderr, usage)
+	}
+	if len(args) > 0 && args[0] == "export" {
+		return snapshotExport(args[1:], stdout, stderr, usage)
 	}
 	if len(args) == 0 || args[0] != "restore" {
 		usage()
