@@ -43,7 +43,7 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "Path to the data directory to create (must not exist or be empty).")
 	name := fs.String("name", "default", "Member name; the data directory defaults to <name>.sett.")
 	bump := fs.Int64("bump-revision", 0, "How much to increase the latest revision after restore.")
-	markCompacted := fs.Bool("mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (requires --bump-revision > 0).")
+	markCompacted := fs.Bool("mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise).")
 	skipHash := fs.Bool("skip-hash-check", false, "Ignore the snapshot's SHA-256 trailer.")
 	quiet := fs.Bool("quiet", false, "Do not show progress while importing an etcd snapshot.")
 	// Flags etcdutl takes that mean nothing here: membership comes from
@@ -67,9 +67,11 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 		usage()
 		return 2
 	}
-	if *markCompacted && *bump <= 0 {
-		fmt.Fprintln(stderr, "Error: --mark-compacted requires --bump-revision > 0")
-		return 2
+	// etcdutl takes the two flags together or not at all, and says so
+	// with its exit code for bad arguments.
+	if (*bump == 0 && *markCompacted) || (*bump != 0 && !*markCompacted) {
+		fmt.Fprintln(stderr, "Error: --mark-compacted required if --revision-bump > 0")
+		return exitBadArgs
 	}
 	dir := *dataDir
 	if dir == "" {
@@ -94,6 +96,9 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "restored snapshot %s into %s at revision %d\n", file, dir, rev)
 	return 0
 }
+
+// exitBadArgs is etcdutl's exit code for bad arguments.
+const exitBadArgs = 128
 
 func snapshotStatus(args []string, stdout, stderr io.Writer, usage func()) int {
 	fs := flag.NewFlagSet("sett snapshot status", flag.ContinueOnError)
