@@ -83,6 +83,10 @@ func (s *Store) ExportEtcd(ctx context.Context, out string, o ExportOptions) (re
 	if o.Logger == nil {
 		o.Logger = s.log
 	}
+	// out is replaced by a rename: never do that to a device or directory.
+	if fi, err := os.Lstat(out); err == nil && !fi.Mode().IsRegular() {
+		return res, fmt.Errorf("%s exists and is not a regular file", out)
+	}
 	dir, base := filepath.Split(filepath.Clean(out))
 	if dir == "" {
 		dir = "."

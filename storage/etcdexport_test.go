@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4"
@@ -143,5 +144,17 @@ func TestExportEtcdFailureLeavesNothing(t *testing.T) {
 	}
 	if _, err := s.ExportEtcd(context.Background(), filepath.Join(dir, "missing", "out.db"), ExportOptions{}); err == nil {
 		t.Error("export into a missing directory succeeded")
+	}
+	// An output that is not a regular file (a device, a directory) is
+	// never replaced.
+	sub := filepath.Join(dir, "sub")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ExportEtcd(context.Background(), sub, ExportOptions{}); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+		t.Errorf("export onto a directory: %v", err)
+	}
+	if fi, err := os.Stat(sub); err != nil || !fi.IsDir() {
+		t.Errorf("export onto a directory replaced it: %v", err)
 	}
 }
