@@ -4,7 +4,7 @@
 #
 #     include mk/tools.mk
 #
-# Builds real etcd, etcdctl and etcd's benchmark tool from the separate
+# Builds real etcd, etcdctl, etcdutl and etcd's benchmark tool from the separate
 # tools/ Go module (so their heavy dependencies never reach the root go.mod)
 # into the git-ignored bin/ directory. A binary is only rebuilt when it is
 # missing or older than tools/go.mod / tools/go.sum, so repeated `make tools`
@@ -24,9 +24,10 @@ TOOLS_GOFLAGS := -mod=readonly -buildvcs=false
 
 TOOLS_PKG_etcd      := go.etcd.io/etcd/server/v3
 TOOLS_PKG_etcdctl   := go.etcd.io/etcd/etcdctl/v3
+TOOLS_PKG_etcdutl   := go.etcd.io/etcd/etcdutl/v3
 TOOLS_PKG_benchmark := go.etcd.io/etcd/v3/tools/benchmark
 
-TOOLS_BINS := bin/etcd bin/etcdctl bin/benchmark
+TOOLS_BINS := bin/etcd bin/etcdctl bin/etcdutl bin/benchmark
 
 .PHONY: tools tools-clean
 tools: $(TOOLS_BINS)

@@ -14,7 +14,7 @@ import (
 // terminal unless quiet.
 func importEtcd(file, dir string, opts storage.ImportOptions, quiet bool, stdout, stderr io.Writer) int {
 	if !quiet && isTerminal(stderr) {
-		opts.Progress = newProgress(stderr, time.Now).report
+		opts.Progress = newProgress(stderr, "imported", time.Now).report
 	}
 	res, err := storage.ImportEtcd(file, dir, opts)
 	if err != nil {
@@ -36,26 +36,27 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
-// progress prints an import's progress on one terminal line.
+// progress prints an import's or export's progress on one terminal line.
 type progress struct {
 	w     io.Writer
+	verb  string // "imported", "exported"
 	now   func() time.Time
 	start time.Time
 }
 
-func newProgress(w io.Writer, now func() time.Time) *progress {
-	return &progress{w: w, now: now, start: now()}
+func newProgress(w io.Writer, verb string, now func() time.Time) *progress {
+	return &progress{w: w, verb: verb, now: now, start: now()}
 }
 
-func (p *progress) report(ip storage.ImportProgress) {
-	fmt.Fprint(p.w, "\r"+progressLine(ip, p.now().Sub(p.start)))
+func (p *progress) report(ip storage.Progress) {
+	fmt.Fprint(p.w, "\r"+progressLine(p.verb, ip, p.now().Sub(p.start)))
 	if ip.Done {
 		fmt.Fprintln(p.w)
 	}
 }
 
 // progressLine is one progress report: entries and bytes done, rate, ETA.
-func progressLine(ip storage.ImportProgress, elapsed time.Duration) string {
+func progressLine(verb string, ip storage.Progress, elapsed time.Duration) string {
 	rate := 0.0
 	if s := elapsed.Seconds(); s > 0 {
 		rate = float64(ip.Entries) / s
@@ -68,6 +69,6 @@ func progressLine(ip storage.ImportProgress, elapsed time.Duration) string {
 	if ip.Total > 0 {
 		pct = 100 * float64(ip.Entries) / float64(ip.Total)
 	}
-	return fmt.Sprintf("imported %d/%d revisions (%.0f%%), %s, %.0f revisions/s, ETA %s   ",
-		ip.Entries, ip.Total, pct, humanBytes(ip.Bytes), rate, eta)
+	return fmt.Sprintf("%s %d/%d revisions (%.0f%%), %s, %.0f revisions/s, ETA %s   ",
+		verb, ip.Entries, ip.Total, pct, humanBytes(ip.Bytes), rate, eta)
 }

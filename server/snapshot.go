@@ -12,19 +12,27 @@ import (
 	"github.com/sett-dev/sett/version"
 )
 
-// SnapshotCommand runs `sett snapshot restore` and `sett snapshot
-// status`, sett's counterparts of etcdutl's: restore creates a new data
-// directory from a file written by `etcdctl snapshot save` against sett;
-// an etcd snapshot (`etcdctl snapshot save` against etcd) or an etcd data
-// dir's member/snap/db is imported (see storage.ImportEtcd); status checks such a file and prints its hash (HashKV at its revision),
-// revision, live keys, size and storage version. It returns the exit code.
+// SnapshotCommand runs `sett snapshot restore`, `sett snapshot status`
+// and `sett snapshot export`, and returns the exit code. Restore and status
+// are sett's counterparts of etcdutl's: restore creates a new data
+// directory from a file written by `etcdctl snapshot save` against sett,
+// or imports an etcd snapshot (`etcdctl snapshot save` against etcd) or an
+// etcd data dir's member/snap/db (see storage.ImportEtcd); status checks a
+// sett snapshot file and prints its hash (HashKV at its revision),
+// revision, live keys, size and storage version. Export writes sett's data
+// as an etcd snapshot file for `etcdutl snapshot restore` (see
+// snapshotExport).
 func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	usage := func() {
 		fmt.Fprintln(stderr, `Usage: sett snapshot restore <filename> --data-dir <dir> [--bump-revision N] [--mark-compacted] [--skip-hash-check] [--quiet]
-       sett snapshot status <filename> [-w simple|json]`)
+       sett snapshot status <filename> [-w simple|json]
+       sett snapshot export (<sett snapshot file> | --data-dir <dir>) --out <etcd snapshot file> [--skip-hash-check] [--quiet]`)
 	}
 	if len(args) > 0 && args[0] == "status" {
 		return snapshotStatus(args[1:], stdout, stderr, usage)
+	}
+	if len(args) > 0 && args[0] == "export" {
+		return snapshotExport(args[1:], stdout, stderr, usage)
 	}
 	if len(args) == 0 || args[0] != "restore" {
 		usage()
@@ -35,7 +43,7 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	dataDir := fs.String("data-dir", "", "Path to the data directory to create (must not exist or be empty).")
 	name := fs.String("name", "default", "Member name; the data directory defaults to <name>.sett.")
 	bump := fs.Int64("bump-revision", 0, "How much to increase the latest revision after restore.")
-	markCompacted := fs.Bool("mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (requires --bump-revision > 0).")
+	markCompacted := fs.Bool("mark-compacted", false, "Mark the latest revision after restore as the point of scheduled compaction (required if --bump-revision > 0, disallowed otherwise).")
 	skipHash := fs.Bool("skip-hash-check", false, "Ignore the snapshot's SHA-256 trailer.")
 	quiet := fs.Bool("quiet", false, "Do not show progress while importing an etcd snapshot.")
 	// Flags etcdutl takes that mean nothing here: membership comes from
@@ -59,9 +67,11 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 		usage()
 		return 2
 	}
-	if *markCompacted && *bump <= 0 {
-		fmt.Fprintln(stderr, "Error: --mark-compacted requires --bump-revision > 0")
-		return 2
+	// etcdutl takes the two flags together or not at all, and says so
+	// with its exit code for bad arguments.
+	if (*bump == 0 && *markCompacted) || (*bump != 0 && !*markCompacted) {
+		fmt.Fprintln(stderr, "Error: --mark-compacted required if --revision-bump > 0")
+		return exitBadArgs
 	}
 	dir := *dataDir
 	if dir == "" {
@@ -86,6 +96,9 @@ func SnapshotCommand(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "restored snapshot %s into %s at revision %d\n", file, dir, rev)
 	return 0
 }
+
+// exitBadArgs is etcdutl's exit code for bad arguments.
+const exitBadArgs = 128
 
 func snapshotStatus(args []string, stdout, stderr io.Writer, usage func()) int {
 	fs := flag.NewFlagSet("sett snapshot status", flag.ContinueOnError)

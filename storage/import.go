@@ -12,12 +12,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// ImportProgress is reported while an etcd file is imported.
-type ImportProgress struct {
+// Progress is reported while an etcd file is imported or exported.
+type Progress struct {
 	// Entries is the number of revision entries (changes) written so far,
 	// of Total.
 	Entries, Total int64
-	// Bytes is the size of their keys and values in etcd's file.
+	// Bytes is the size of their keys and values in etcd's format.
 	Bytes int64
 	// Done is set on the last report.
 	Done bool
@@ -29,7 +29,7 @@ type ImportOptions struct {
 	// member/snap/db) and does not verify the trailer of one that has it.
 	SkipHashCheck bool
 	// Progress, if set, is called every few thousand entries and at the end.
-	Progress func(ImportProgress)
+	Progress func(Progress)
 	// BumpRevision and MarkCompacted are RestoreOptions'.
 	BumpRevision  int64
 	MarkCompacted bool
@@ -151,7 +151,7 @@ func ImportEtcd(path, dir string, o ImportOptions) (res ImportResult, err error)
 }
 
 // importEtcdTx copies etcd's key and lease buckets into db.
-func importEtcdTx(db *badger.DB, tx *bolt.Tx, progress func(ImportProgress)) (ImportResult, error) {
+func importEtcdTx(db *badger.DB, tx *bolt.Tx, progress func(Progress)) (ImportResult, error) {
 	var res ImportResult
 	kb := tx.Bucket(etcdKeyBucket)
 	if kb == nil {
@@ -160,7 +160,7 @@ func importEtcdTx(db *badger.DB, tx *bolt.Tx, progress func(ImportProgress)) (Im
 	total := int64(kb.Stats().KeyN)
 	wb := db.NewWriteBatch()
 	defer wb.Cancel()
-	var p ImportProgress
+	var p Progress
 	p.Total = total
 	c := kb.Cursor()
 	for k, v := c.First(); k != nil; k, v = c.Next() {

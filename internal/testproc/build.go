@@ -14,7 +14,7 @@ import (
 
 // Binaries lists the reference binaries EnsureBinary can build (see
 // mk/tools.mk).
-var Binaries = []string{"etcd", "etcdctl", "benchmark"}
+var Binaries = []string{"etcd", "etcdctl", "etcdutl", "benchmark"}
 
 // SettBinaryName is the file name, inside <root>/bin, of the sett binary
 // built by BuildSett.
