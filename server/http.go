@@ -31,6 +31,9 @@ type httpAPI struct {
 	metrics *metrics.Metrics
 	log     *slog.Logger
 	pprof   bool // --enable-pprof: /debug/pprof, as etcd serves it
+	// v3 is the gRPC gateway (nil with --enable-grpc-gateway=false, where
+	// /v3/ paths are not found, as in etcd).
+	v3 http.Handler
 }
 
 // clientHandler is what etcd serves next to gRPC on a client URL.
@@ -40,6 +43,9 @@ func (h *httpAPI) clientHandler() http.Handler {
 	mux.HandleFunc("/version", h.serveVersion)
 	mux.Handle("/metrics", h.metrics.Handler())
 	mux.Handle("/debug/vars", expvar.Handler())
+	if h.v3 != nil {
+		mux.Handle("/v3/", h.v3)
+	}
 	if h.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -70,6 +76,10 @@ func (a accessController) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodOptions {
 		w.WriteHeader(http.StatusOK)
 		return
+	}
+	// etcd still answers the gateway's older prefix.
+	if rest, ok := strings.CutPrefix(r.URL.Path, "/v3beta/"); ok {
+		r.URL.Path = "/v3/" + rest
 	}
 	a.mux.ServeHTTP(w, r)
 }

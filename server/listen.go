@@ -56,6 +56,7 @@ type frontend struct {
 	raft  metrics.RaftState
 
 	mu      sync.Mutex
+	gateway *gateway // nil without --enable-grpc-gateway
 	bases   []net.Listener
 	servers []*http.Server
 	closed  bool
@@ -294,7 +295,7 @@ func (f *frontend) shutdown(ctx context.Context) {
 	}
 	f.mu.Lock()
 	f.closed = true
-	bases, servers := f.bases, f.servers
+	bases, servers, gwy := f.bases, f.servers, f.gateway
 	f.mu.Unlock()
 	if f.health != nil {
 		f.health.Shutdown()
@@ -306,6 +307,11 @@ func (f *frontend) shutdown(ctx context.Context) {
 		if err := srv.Shutdown(ctx); err != nil {
 			srv.Close()
 		}
+	}
+	// The gateway's connection would otherwise hold up the gRPC server's
+	// graceful stop.
+	if gwy != nil {
+		gwy.close()
 	}
 }
 

@@ -47,8 +47,11 @@ type Config struct {
 	SnapshotCount     uint64
 	// CatchUpEntries is --snapshot-catchup-entries: entries kept after a
 	// snapshot for followers slightly behind.
-	CatchUpEntries        uint64
-	EnablePprof           bool // serve /debug/pprof on the client URLs
+	CatchUpEntries uint64
+	EnablePprof    bool // serve /debug/pprof on the client URLs
+	// EnableGRPCGateway serves etcd's JSON gateway under /v3/ on the client
+	// URLs (etcd's --enable-grpc-gateway, on by default).
+	EnableGRPCGateway     bool
 	GRPCKeepAliveMinTime  time.Duration
 	GRPCKeepAliveInterval time.Duration
 	GRPCKeepAliveTimeout  time.Duration
@@ -93,6 +96,7 @@ func DefaultConfig() Config {
 		HeartbeatInterval:        100 * time.Millisecond,
 		ElectionTimeout:          time.Second,
 		SnapshotCount:            10000,
+		EnableGRPCGateway:        true,
 	}
 }
 
@@ -243,6 +247,12 @@ func Start(cfg Config) (*Server, error) {
 	pb.RegisterWatchServer(s.grpc, api.Watch(s.hub, cfg.Logger))
 	pb.RegisterLeaseServer(s.grpc, api.LeaseWith(lease.NewRouter(s.lessor, s.node)))
 	s.front.register(s.grpc, api)
+	if cfg.EnableGRPCGateway {
+		if err := s.front.startGateway(s.grpc, s.errc); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 
 	for _, u := range cfg.ListenClientURLs {
 		l, err := s.front.serveClient(u, s.grpc, s.errc)
