@@ -82,7 +82,7 @@ func (f *frontend) startGateway(g *grpc.Server, errc chan<- error) error {
 	f.mu.Lock()
 	f.gateway = gwy
 	f.mu.Unlock()
-	f.http.v3 = gwy
+	f.http.v3 = boundedBody(gwy, f.cfg.bounds.orDefault().Body)
 	go func() {
 		if err := gwy.serve(g); err != nil && !errors.Is(err, grpc.ErrServerStopped) && !f.isClosed() {
 			errc <- fmt.Errorf("gateway: %w", err)

@@ -76,6 +76,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Raft is etcd's --wal-dir, --max-learners and --pre-vote.
 	Raft replication.Options
+
+	// bounds are the client connections' timeouts (zero: the defaults);
+	// tests shorten them.
+	bounds connBounds
 }
 
 // DefaultConfig is what `sett` runs with and no flags.
