@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os/exec"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,7 @@ type gwTarget struct {
 type gwReply struct {
 	status int
 	ctype  string
+	header string // the header names and values, but Date and Content-Length
 	body   string // canonical (see canonJSON)
 }
 
@@ -204,7 +206,20 @@ func (g *gwTarget) do(req *http.Request) (gwReply, error) {
 	if err != nil {
 		return gwReply{}, err
 	}
-	return gwReply{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), body: canonBody(b)}, nil
+	return gwReply{status: resp.StatusCode, ctype: resp.Header.Get("Content-Type"), header: headerString(resp.Header), body: canonBody(b)}, nil
+}
+
+// headerString is h's names and values, sorted, but Date and
+// Content-Length.
+func headerString(h http.Header) string {
+	var hdr []string
+	for name, vs := range h {
+		if name != "Date" && name != "Content-Length" {
+			hdr = append(hdr, name+": "+strings.Join(vs, ", "))
+		}
+	}
+	sort.Strings(hdr)
+	return strings.Join(hdr, "; ")
 }
 
 // canonBody is canonJSON of b, or b itself when it is not JSON.
@@ -383,8 +398,8 @@ func runGatewayScenario(t *testing.T, etcd, sett *gwTarget) {
 			}
 		}
 		if got[0] != got[1] {
-			t.Errorf("%s: %s %s %s\netcd: %d %q %s\nsett: %d %q %s", s.name, s.method, s.path, s.body,
-				got[0].status, got[0].ctype, got[0].body, got[1].status, got[1].ctype, got[1].body)
+			t.Errorf("%s: %s %s %s\netcd: %d %s %s\nsett: %d %s %s", s.name, s.method, s.path, s.body,
+				got[0].status, got[0].header, got[0].body, got[1].status, got[1].header, got[1].body)
 		}
 	}
 	compareWatch(t, etcd, sett, k)
@@ -412,7 +427,7 @@ func compareWatch(t *testing.T, etcd, sett *gwTarget, k func(string) string) {
 			}
 			return canonBody(line)
 		}
-		lines[i] = append(lines[i], fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type")), read())
+		lines[i] = append(lines[i], fmt.Sprintf("%d %s", resp.StatusCode, headerString(resp.Header)), read())
 		for _, v := range []string{"1", "2"} {
 			if r, err := g.post("/v3/kv/put", fmt.Sprintf(`{"key":%q,"value":%q}`, k("w"), b64(v))); err != nil || r.status != 200 {
 				t.Fatalf("%s: put: %v %+v", g.kind, err, r)
