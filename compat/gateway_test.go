@@ -352,6 +352,7 @@ func runGatewayScenario(t *testing.T, etcd, sett *gwTarget) {
 		post("range future revision", "/v3/kv/range", fmt.Sprintf(`{"key":%q,"revision":"999"}`, k("a"))),
 		post("compaction again", "/v3/kv/compaction", `{"revision":"3"}`),
 		post("put empty key", "/v3/kv/put", `{"value":"eA=="}`),
+		post("put over --max-request-bytes", "/v3/kv/put", fmt.Sprintf(`{"key":%q,"value":%q}`, k("big"), b64(strings.Repeat("x", 2<<20)))),
 		post("bad JSON", "/v3/kv/range", `{"key":`),
 		post("wrong field type", "/v3/kv/range", `{"key":5}`),
 		post("unknown field", "/v3/kv/range", fmt.Sprintf(`{"key":%q,"nonsense":1}`, k("a"))),
