@@ -34,6 +34,9 @@ type httpAPI struct {
 	// hostWhitelist (--host-whitelist) and cors (--cors) are etcd's
 	// access-control lists of the client port's HTTP handler.
 	hostWhitelist, cors []string
+	// v3 is the gRPC gateway (nil with --enable-grpc-gateway=false, where
+	// /v3/ paths are not found, as in etcd).
+	v3 http.Handler
 }
 
 // clientHandler is what etcd serves next to gRPC on a client URL.
@@ -43,6 +46,9 @@ func (h *httpAPI) clientHandler() http.Handler {
 	mux.HandleFunc("/version", h.serveVersion)
 	mux.Handle("/metrics", h.metrics.Handler())
 	mux.Handle("/debug/vars", expvar.Handler())
+	if h.v3 != nil {
+		mux.Handle("/v3/", h.v3)
+	}
 	if h.pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

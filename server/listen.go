@@ -31,10 +31,6 @@ import (
 	"github.com/sett-dev/sett/version"
 )
 
-// sniffTimeout bounds how long a new connection may take to show what it
-// speaks (and, with TLS, to finish its handshake).
-const sniffTimeout = 10 * time.Second
-
 // frontend is everything that serves clients around the gRPC services:
 // TLS, the HTTP endpoints sharing the client ports with gRPC, the metrics
 // listeners, the quota and metrics interceptors, and the Maintenance,
@@ -56,6 +52,7 @@ type frontend struct {
 	raft  metrics.RaftState
 
 	mu      sync.Mutex
+	gateway *gateway // nil without --enable-grpc-gateway
 	bases   []net.Listener
 	servers []*http.Server
 	closed  bool
@@ -183,7 +180,7 @@ func (f *frontend) serveClient(raw string, g *grpc.Server, errc chan<- error) (n
 		base.Close()
 		return nil, errors.New("server is shutting down")
 	}
-	m := &connMux{base: base, tls: tlsCfg, grpc: grpcL, http: httpL, log: f.log}
+	m := &connMux{base: base, tls: tlsCfg, grpc: grpcL, http: httpL, log: f.log, bounds: f.cfg.bounds.orDefault()}
 	if len(f.cfg.ListenClientHTTPURLs) > 0 {
 		m.http = nil // HTTP has its own URLs
 	}
@@ -260,7 +257,7 @@ func (f *frontend) serveHTTP(raw, what string, h http.Handler, errc chan<- error
 func (f *frontend) newHTTPServer(h http.Handler) *http.Server {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 30 * time.Second,
+		ReadHeaderTimeout: f.cfg.bounds.orDefault().Header,
 		ErrorLog:          slog.NewLogLogger(f.log.Handler(), slog.LevelDebug),
 	}
 	// On the client URLs connections arrive with TLS already terminated
@@ -299,7 +296,7 @@ func (f *frontend) shutdown(ctx context.Context) {
 	}
 	f.mu.Lock()
 	f.closed = true
-	bases, servers := f.bases, f.servers
+	bases, servers, gwy := f.bases, f.servers, f.gateway
 	f.mu.Unlock()
 	if f.health != nil {
 		f.health.Shutdown()
@@ -311,6 +308,11 @@ func (f *frontend) shutdown(ctx context.Context) {
 		if err := srv.Shutdown(ctx); err != nil {
 			srv.Close()
 		}
+	}
+	// The gateway's connection would otherwise hold up the gRPC server's
+	// graceful stop.
+	if gwy != nil {
+		gwy.close()
 	}
 }
 
@@ -334,6 +336,7 @@ type connMux struct {
 	tls        *tls.Config
 	grpc, http *chanListener
 	log        *slog.Logger
+	bounds     connBounds
 }
 
 func (m *connMux) run() error {
@@ -356,18 +359,34 @@ func (m *connMux) run() error {
 
 var clientPreface = []byte(http2.ClientPreface)
 
+// dispatch terminates TLS and sniffs the protocol, each within its bound
+// (a connection that exceeds one is closed), then hands c over. The
+// deadline is cleared for the server that takes it.
 func (m *connMux) dispatch(c net.Conn) {
-	c.SetDeadline(time.Now().Add(sniffTimeout))
 	if m.tls != nil {
-		tc := tls.Server(c, m.tls)
-		if err := tc.Handshake(); err != nil {
+		tc, err := handshake(c, m.tls, m.bounds.Handshake)
+		if err != nil {
 			m.log.Debug("TLS handshake failed", "remote", c.RemoteAddr().String(), "err", err)
 			c.Close()
 			return
 		}
 		c = tc
 	}
+	c.SetDeadline(time.Now().Add(m.bounds.FirstBytes))
 	br := bufio.NewReader(c)
+	if m.tls == nil {
+		isTLS, err := firstByteIsTLS(br)
+		if err != nil {
+			c.Close()
+			return
+		}
+		if isTLS {
+			m.log.Debug("TLS handshake on a plain client URL", "remote", c.RemoteAddr().String())
+			refusePlainTLS(c)
+			c.Close()
+			return
+		}
+	}
 	isH2 := true
 	for n := 1; n <= len(clientPreface); n++ {
 		b, err := br.Peek(n)
@@ -410,7 +429,9 @@ func (m *connMux) dispatch(c net.Conn) {
 // SETTINGS frame is sent first; the client's acknowledgement of it is
 // removed from what the real server will read, which would otherwise see
 // an acknowledgement of settings it never sent. The returned reader
-// replays everything read.
+// replays everything read. A client that sends its preface but no
+// request before the connection's deadline is taken for an idle gRPC
+// client.
 func sniffHTTP2(c net.Conn, br *bufio.Reader) (bool, io.Reader, error) {
 	preface := make([]byte, len(clientPreface))
 	if _, err := io.ReadFull(br, preface); err != nil {
@@ -424,12 +445,15 @@ func sniffHTTP2(c net.Conn, br *bufio.Reader) (bool, io.Reader, error) {
 	fr := http2.NewFramer(io.Discard, io.TeeReader(br, &seen))
 	fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	fr.MaxHeaderListSize = 1 << 20
-	isGRPC := false
+	isGRPC := true
 	for i := 0; ; i++ {
 		if i > 64 {
 			return false, nil, errors.New("no request headers")
 		}
 		frame, err := fr.ReadFrame()
+		if isTimeout(err) {
+			break
+		}
 		if err != nil {
 			return false, nil, err
 		}

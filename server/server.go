@@ -48,8 +48,11 @@ type Config struct {
 	SnapshotCount     uint64
 	// CatchUpEntries is --snapshot-catchup-entries: entries kept after a
 	// snapshot for followers slightly behind.
-	CatchUpEntries        uint64
-	EnablePprof           bool // serve /debug/pprof on the client URLs
+	CatchUpEntries uint64
+	EnablePprof    bool // serve /debug/pprof on the client URLs
+	// EnableGRPCGateway serves etcd's JSON gateway under /v3/ on the client
+	// URLs (etcd's --enable-grpc-gateway, on by default).
+	EnableGRPCGateway     bool
 	GRPCKeepAliveMinTime  time.Duration
 	GRPCKeepAliveInterval time.Duration
 	GRPCKeepAliveTimeout  time.Duration
@@ -97,6 +100,10 @@ type Config struct {
 	Logger  *slog.Logger
 	// Raft is etcd's --wal-dir, --max-learners and --pre-vote.
 	Raft replication.Options
+
+	// bounds are the client connections' timeouts (zero: the defaults);
+	// tests shorten them.
+	bounds connBounds
 }
 
 // DefaultConfig is what `sett` runs with and no flags.
@@ -119,6 +126,7 @@ func DefaultConfig() Config {
 		SnapshotCount:            10000,
 		AutoCompactionMode:       autocompact.DefaultMode,
 		AutoCompactionRetention:  autocompact.DefaultRetention,
+		EnableGRPCGateway:        true,
 	}
 }
 
@@ -278,6 +286,12 @@ func Start(cfg Config) (*Server, error) {
 	pb.RegisterWatchServer(s.grpc, api.Watch(s.hub, cfg.Logger))
 	pb.RegisterLeaseServer(s.grpc, api.LeaseWith(lease.NewRouter(s.lessor, s.node)))
 	s.front.register(s.grpc, api)
+	if cfg.EnableGRPCGateway {
+		if err := s.front.startGateway(s.grpc, s.errc); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 
 	for _, u := range cfg.ListenClientURLs {
 		l, err := s.front.serveClient(u, s.grpc, s.errc)

@@ -50,7 +50,6 @@ var ignoredNotes = map[string]string{
 	"distributed-tracing-service-name":               "sett exports no OpenTelemetry traces",
 	"downgrade-check-time":                           "sett has no downgrade process",
 	"enable-distributed-tracing":                     "sett exports no OpenTelemetry traces",
-	"enable-grpc-gateway":                            "sett serves no gRPC gateway (JSON over HTTP)",
 	"experimental-compact-hash-check-enabled":        "as --compact-hash-check-time",
 	"experimental-enable-lease-checkpoint":           "sett always checkpoints lease TTLs",
 	"experimental-enable-lease-checkpoint-persist":   "sett always checkpoints lease TTLs",

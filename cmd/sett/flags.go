@@ -50,7 +50,6 @@ var etcdOnlyFlags = map[string]bool{
 	"distributed-tracing-address": false, "distributed-tracing-instance-id": false,
 	"distributed-tracing-sampling-rate": false, "distributed-tracing-service-name": false,
 	"downgrade-check-time": false, "enable-distributed-tracing": true,
-	"enable-grpc-gateway":                               true,
 	"experimental-bootstrap-defrag-threshold-megabytes": false, "experimental-compact-hash-check-enabled": true,
 	"experimental-compact-hash-check-time": false, "experimental-compaction-batch-limit": false,
 	"experimental-compaction-sleep-interval": false, "experimental-corrupt-check-time": false,
@@ -142,6 +141,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	addTLSFlags(fs, c)
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "watch-progress-notify-interval", 10*time.Minute, "Duration of periodic watch progress notifications.")
 	fs.DurationVar(&c.WatchProgressNotifyInterval, "experimental-watch-progress-notify-interval", 10*time.Minute, "Deprecated: use --watch-progress-notify-interval.")
+	fs.BoolVar(&c.EnableGRPCGateway, "enable-grpc-gateway", c.EnableGRPCGateway, "Enable GRPC gateway.")
 	fs.BoolVar(&c.EnablePprof, "enable-pprof", false, "Enable runtime profiling data via HTTP server. Address is at client URL + \"/debug/pprof/\"")
 	fs.StringVar(&o.logLevel, "log-level", "info", "Configures log level. Only supports debug, info, warn, error, panic, or fatal.")
 	addLogFlags(fs, &o.logging)

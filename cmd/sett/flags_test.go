@@ -51,9 +51,9 @@ client-transport-security:
 					t.Fatalf("%+v", c)
 				}
 			}},
-		{name: "etcd-only flags are accepted and reported", args: []string{"--auth-token=simple", "--enable-grpc-gateway", "--wal-dir", "/w", "--name=x"},
+		{name: "etcd-only flags are accepted and reported", args: []string{"--auth-token=simple", "--strict-reconfig-check", "--wal-dir", "/w", "--name=x"},
 			check: func(t *testing.T, o *options) {
-				if !reflect.DeepEqual(o.ignored, []string{"auth-token", "enable-grpc-gateway"}) || o.cfg.Name != "x" || o.cfg.Raft.WALDir != "/w" {
+				if !reflect.DeepEqual(o.ignored, []string{"auth-token", "strict-reconfig-check"}) || o.cfg.Name != "x" || o.cfg.Raft.WALDir != "/w" {
 					t.Fatalf("ignored %v name %q", o.ignored, o.cfg.Name)
 				}
 			}},
