@@ -56,12 +56,7 @@ func TestHTTPAccessControl(t *testing.T) {
 		got := map[string][]string{}
 		for _, kind := range []string{"etcd", "sett"} {
 			opts := testproc.Options{ExtraArgs: append([]string{"--log-level=error"}, flags...)}
-			var p *testproc.Proc
-			if kind == "etcd" {
-				p = testproc.StartEtcd(t, opts)
-			} else {
-				p = testproc.StartSett(t, opts)
-			}
+			p := startKind(t, kind, opts)
 			for _, r := range requests {
 				got[kind] = append(got[kind], answer(p, r))
 			}

@@ -125,12 +125,7 @@ func TestAllowedCertIdentities(t *testing.T) {
 					"--log-level=error",
 				}, tc.flags...)
 				opts := testproc.Options{Name: kind, ClientPort: port, PeerPort: peerPort, ExtraArgs: args}
-				var p *testproc.Proc
-				if kind == "etcd" {
-					p = testproc.StartEtcd(t, opts)
-				} else {
-					p = testproc.StartSett(t, opts)
-				}
+				p := startKind(t, kind, opts)
 				addr := p.ClientAddr()
 				if tc.peer {
 					addr = fmt.Sprintf("127.0.0.1:%d", peerPort)

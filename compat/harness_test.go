@@ -584,3 +584,12 @@ func TestCompareReportsDifferences(t *testing.T) {
 		t.Errorf("equal errors reported different: %s", d)
 	}
 }
+
+// startKind starts real etcd or sett ("etcd" or "sett") with opts.
+func startKind(t *testing.T, kind string, opts testproc.Options) *testproc.Proc {
+	t.Helper()
+	if kind == "etcd" {
+		return testproc.StartEtcd(t, opts)
+	}
+	return testproc.StartSett(t, opts)
+}

@@ -53,12 +53,7 @@ func TestMetricsExtensive(t *testing.T) {
 		got := map[string]seen{}
 		for _, kind := range []string{"etcd", "sett"} {
 			opts := testproc.Options{ExtraArgs: append([]string{"--log-level=error"}, flags...)}
-			var p *testproc.Proc
-			if kind == "etcd" {
-				p = testproc.StartEtcd(t, opts)
-			} else {
-				p = testproc.StartSett(t, opts)
-			}
+			p := startKind(t, kind, opts)
 			cli := testproc.Client(t, p)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			for i := range 3 {

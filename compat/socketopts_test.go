@@ -42,12 +42,7 @@ func TestSocketReusePort(t *testing.T) {
 		got := map[string][2]bool{}
 		for _, kind := range []string{"etcd", "sett"} {
 			opts := testproc.Options{ExtraArgs: append([]string{"--log-level=error"}, flags...)}
-			var p *testproc.Proc
-			if kind == "etcd" {
-				p = testproc.StartEtcd(t, opts)
-			} else {
-				p = testproc.StartSett(t, opts)
-			}
+			p := startKind(t, kind, opts)
 			got[kind] = [2]bool{bindReusePort(p.ClientAddr()), bindReusePort(fmt.Sprintf("%s:%d", p.Host, p.PeerPort))}
 			p.Stop()
 		}

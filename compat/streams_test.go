@@ -23,12 +23,7 @@ func TestMaxConcurrentStreams(t *testing.T) {
 	}
 	for _, kind := range []string{"etcd", "sett"} {
 		opts := testproc.Options{ExtraArgs: []string{"--max-concurrent-streams=2", "--log-level=error"}}
-		var p *testproc.Proc
-		if kind == "etcd" {
-			p = testproc.StartEtcd(t, opts)
-		} else {
-			p = testproc.StartSett(t, opts)
-		}
+		p := startKind(t, kind, opts)
 		conn, err := grpc.NewClient(p.ClientAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
 			t.Fatal(err)
